@@ -1,0 +1,96 @@
+-- variances: every other system measured against the authoritative one, per day, SKU and
+-- location.
+--
+-- Compared bucket: on_hand where both systems report it, else available (a storefront
+-- exporting only available quantities is compared on those). `bucket` says which.
+-- Flagged (SPEC §5): |delta| > max(flag_pct × |authoritative_qty|, flag_units).
+-- Explained (temporal, not an error), first match wins:
+--   in_transit  |delta| is covered by units on their way to this location;
+--   receiving   |delta| is covered by units the authoritative system has inbound;
+--   lag         the system equals the authoritative value of one of the previous lag_days days.
+with snapshots as (
+    select * from stg_snapshots
+),
+
+positions as (
+    select *, arrow_cast(snapshot_date, 'Int32') as day_number from positions
+),
+
+thresholds as (
+    select * from thresholds
+),
+
+compared as (
+    select
+        s.snapshot_date,
+        s.day_number,
+        s.sku,
+        s.location_id,
+        p.region,
+        s.system,
+        p.authoritative_system,
+        case when s.on_hand is not null and p.on_hand is not null then 'on_hand' else 'available' end as bucket,
+        case when s.on_hand is not null and p.on_hand is not null then s.on_hand else s.available end as system_qty,
+        case when s.on_hand is not null and p.on_hand is not null then p.on_hand else p.available end as authoritative_qty,
+        p.in_transit,
+        p.inbound as authoritative_inbound,
+        p.unit_cost
+    from snapshots s
+    join positions p
+        on p.snapshot_date = s.snapshot_date and p.sku = s.sku and p.location_id = s.location_id
+    where s.system <> p.authoritative_system
+),
+
+measured as (
+    select
+        c.*,
+        c.system_qty - c.authoritative_qty as delta,
+        case when c.authoritative_qty <> 0
+             then cast(c.system_qty - c.authoritative_qty as double) / abs(cast(c.authoritative_qty as double))
+        end as pct_delta,
+        abs(c.system_qty - c.authoritative_qty) > greatest(t.flag_pct * abs(c.authoritative_qty), t.flag_units) as flagged,
+        t.lag_days
+    from compared c
+    cross join thresholds t
+    where c.system_qty is not null and c.authoritative_qty is not null
+),
+
+lagged as (
+    select distinct m.snapshot_date, m.sku, m.location_id, m.system
+    from measured m
+    join positions p
+        on p.sku = m.sku and p.location_id = m.location_id
+    where m.delta <> 0
+      and p.day_number < m.day_number
+      and p.day_number >= m.day_number - m.lag_days
+      and (case when m.bucket = 'on_hand' then p.on_hand else p.available end) = m.system_qty
+),
+
+final as (
+    select
+        m.snapshot_date,
+        m.sku,
+        m.location_id,
+        m.region,
+        m.system,
+        m.authoritative_system,
+        m.bucket,
+        m.system_qty,
+        m.authoritative_qty,
+        m.delta,
+        m.pct_delta,
+        m.flagged,
+        case
+            when m.delta = 0 then null
+            when m.in_transit > 0 and abs(m.delta) <= m.in_transit then 'in_transit'
+            when m.authoritative_inbound > 0 and abs(m.delta) <= m.authoritative_inbound then 'receiving'
+            when l.sku is not null then 'lag'
+        end as explained_by,
+        m.delta * m.unit_cost as value_delta
+    from measured m
+    left join lagged l
+        on l.snapshot_date = m.snapshot_date and l.sku = m.sku
+       and l.location_id = m.location_id and l.system = m.system
+)
+
+select * from final

@@ -1,0 +1,7 @@
+-- delta is system − authoritative, and never measures a system against itself.
+select * from variances
+where delta <> system_qty - authoritative_qty or system = authoritative_system;
+
+-- explained_by takes only the documented values.
+select * from variances
+where explained_by is not null and explained_by not in ('in_transit', 'receiving', 'lag');

@@ -1,0 +1,183 @@
+//! Command line: parsing and dispatch. Each command returns its exit code.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+
+use crate::config::Pipeline;
+use crate::error::{Error, Result};
+use crate::ingest::{self, RunOptions, RunReport};
+use crate::query::{self, Format};
+use crate::warehouse::Warehouse;
+use crate::{demo, marts};
+
+#[derive(Debug, Parser)]
+#[command(name = "stocktake", version, about = "Inventory-truth warehouse: which stock number is true, and why the others drift.")]
+pub struct Cli {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a demo merchant, write its systems' exports, ingest them and build the marts.
+    Demo {
+        /// Seed of the demo world; the same seed gives the same files and tables.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Days of history.
+        #[arg(long, default_value_t = 120)]
+        days: u32,
+        /// Last day of history.
+        #[arg(long, default_value = "2026-10-31")]
+        end: NaiveDate,
+        /// Folder for the landing area, reference files, pipeline and ground truth.
+        #[arg(long, default_value = "stocktake-demo")]
+        dir: PathBuf,
+        /// Warehouse path or URL.
+        #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+    },
+    /// Ingest a pipeline's landing files, then build the marts.
+    Run {
+        pipeline: PathBuf,
+        /// Only the files of this day (YYYY-MM-DD); every file when omitted.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+    /// Ingest a pipeline's landing files into the raw tables, without building marts.
+    Snapshot {
+        pipeline: PathBuf,
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+    /// Build the marts from the raw tables.
+    Build {
+        #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+    },
+    /// Run a SQL query over every warehouse table.
+    Sql {
+        query: String,
+        #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    runtime.block_on(dispatch(cli.command, cli.quiet))
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STOCKTAKE_LOG")
+        // Dependencies log their own recoverable errors loudly; show them only with -vv.
+        .unwrap_or_else(|_| {
+            let others = if verbose >= 2 { "warn" } else { "off" };
+            tracing_subscriber::EnvFilter::new(format!("stocktake={level},{others}"))
+        });
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
+    match command {
+        Command::Demo { seed, days, end, dir, warehouse } => {
+            let options = demo::DemoOptions { seed, days, end, dir, warehouse };
+            let summary = demo::run(&options).await?;
+            if !quiet {
+                print!("{summary}");
+            }
+            Ok(0)
+        }
+        Command::Run { pipeline, date } => {
+            let pipeline = Pipeline::load(&pipeline)?;
+            let warehouse = Warehouse::open(&pipeline.warehouse)?;
+            let report = ingest::run(&pipeline, &warehouse, &RunOptions { date }).await?;
+            let build = marts::build(&warehouse).await?;
+            if !quiet {
+                print!("{}", describe_run(&report));
+                for (name, rows) in &build.rows {
+                    println!("built {name}: {rows} rows");
+                }
+            }
+            report_failed_tests(&build);
+            Ok(run_exit_code(&report))
+        }
+        Command::Snapshot { pipeline, date } => {
+            let pipeline = Pipeline::load(&pipeline)?;
+            let warehouse = Warehouse::open(&pipeline.warehouse)?;
+            let report = ingest::run(&pipeline, &warehouse, &RunOptions { date }).await?;
+            if !quiet {
+                print!("{}", describe_run(&report));
+            }
+            Ok(run_exit_code(&report))
+        }
+        Command::Build { warehouse } => {
+            let warehouse = Warehouse::open(&warehouse)?;
+            let build = marts::build(&warehouse).await?;
+            if !quiet {
+                for (name, rows) in &build.rows {
+                    println!("built {name}: {rows} rows");
+                }
+            }
+            report_failed_tests(&build);
+            Ok(if build.failed_tests.is_empty() { 0 } else { 2 })
+        }
+        Command::Sql { query: sql, warehouse, format } => {
+            let warehouse = Warehouse::open(&warehouse)?;
+            let batches = query::query(&warehouse, &sql).await?;
+            print!("{}", query::render(&batches, format)?);
+            Ok(0)
+        }
+    }
+}
+
+/// A partial or failed run is an error for whoever scheduled it, even though the systems that
+/// could be read were committed.
+fn run_exit_code(report: &RunReport) -> i32 {
+    if report.status == "ok" { 0 } else { 2 }
+}
+
+fn report_failed_tests(build: &marts::BuildReport) {
+    for (model, query, rows) in &build.failed_tests {
+        eprintln!("stocktake: model test failed: {model}: {rows} rows break `{query}`");
+    }
+}
+
+/// The per-system accounting of a run, as a person reads it.
+pub fn describe_run(report: &RunReport) -> String {
+    let mut out = format!("run {} — {}\n", report.run_id, report.status);
+    out.push_str(&format!(
+        "  {:<16} {:<22} {:>7} {:>9} {:>9} {:>11} {:>9}\n",
+        "system", "kind", "status", "rows in", "accepted", "quarantined", "unmapped"
+    ));
+    for s in &report.systems {
+        out.push_str(&format!(
+            "  {:<16} {:<22} {:>7} {:>9} {:>9} {:>11} {:>9}\n",
+            s.system, s.kind, s.status, s.rows_in, s.accepted, s.quarantined, s.unmapped
+        ));
+        for e in &s.errors {
+            out.push_str(&format!("    ! {e}\n"));
+        }
+    }
+    out
+}

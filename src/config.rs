@@ -1,0 +1,188 @@
+//! Pipeline files (`pipelines/*.toml`): what to ingest, where the warehouse is, and which
+//! system is authoritative for each kind of location. Unknown keys are errors.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::sources::SourceConfig;
+
+/// One pipeline: a merchant's systems feeding one warehouse.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Name recorded in `runs`; also names the pipeline on the command line.
+    pub name: String,
+    /// Cron expression for `stocktake schedule` (seconds field optional).
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// IANA timezone the schedule is read in (default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Warehouse location: a local folder (default `./warehouse`) or an object-store URL
+    /// such as `s3://bucket/prefix`.
+    #[serde(default = "default_warehouse")]
+    pub warehouse: String,
+    /// Reference files: the canonical SKUs, locations, aliases and bundles.
+    pub reference: ReferenceFiles,
+    /// Location type → the system whose number is true there, e.g. `store = "pos"`.
+    pub authority: BTreeMap<String, String>,
+    /// Tolerances; every one has a default from the SPEC.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// The systems to ingest, each with its `kind` of export.
+    #[serde(default)]
+    pub systems: Vec<SourceConfig>,
+}
+
+/// Paths (or URLs) of the reference CSV files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceFiles {
+    /// `sku, product_id, title, option1, option2, unit_cost, price, case_pack, moq,
+    /// lead_time_days, lead_time_sd, is_bundle`
+    pub skus: String,
+    /// `location_id, name, type, region, country`
+    pub locations: String,
+    /// `system, external_id, sku` — per-system ids that name a canonical SKU.
+    #[serde(default)]
+    pub sku_aliases: Option<String>,
+    /// `bundle_sku, component_sku, qty` — kits sold as one, stocked as components.
+    #[serde(default)]
+    pub bundles: Option<String>,
+}
+
+/// Tolerances for the variance marts (SPEC §5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// A variance is flagged when |delta| > max(flag_pct × |authoritative|, flag_units).
+    pub flag_pct: f64,
+    /// See `flag_pct`.
+    pub flag_units: i64,
+    /// A system matching the authoritative value of one of the previous `lag_days` days is
+    /// explained as lag.
+    pub lag_days: i64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds { flag_pct: 0.03, flag_units: 10, lag_days: 3 }
+    }
+}
+
+fn default_warehouse() -> String {
+    "./warehouse".to_string()
+}
+
+impl Pipeline {
+    /// Reads and checks a pipeline file. Errors name the file, the line and the key.
+    pub fn load(path: &Path) -> Result<Pipeline> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Pipeline> {
+        let pipeline: Pipeline = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            Error::Config { file: path.to_path_buf(), line, message: e.message().to_string() }
+        })?;
+        pipeline.check(text, path)?;
+        Ok(pipeline)
+    }
+
+    /// Consistency checks serde cannot express.
+    fn check(&self, text: &str, path: &Path) -> Result<()> {
+        let bad = |key: &str, message: String| Error::Config {
+            file: path.to_path_buf(),
+            line: find_line(text, key),
+            message,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for system in &self.systems {
+            if !seen.insert((system.name(), system.kind())) {
+                return Err(bad(
+                    system.name(),
+                    format!("system '{}' of kind {} is listed twice", system.name(), system.kind()),
+                ));
+            }
+        }
+        for (location_type, system) in &self.authority {
+            if !self.systems.iter().any(|s| s.name() == system && s.is_snapshot()) {
+                return Err(bad(
+                    location_type,
+                    format!(
+                        "authority.{location_type} names system '{system}', which no snapshot \
+                         system in this pipeline has"
+                    ),
+                ));
+            }
+        }
+        if !(0.0..1.0).contains(&self.thresholds.flag_pct) || self.thresholds.lag_days < 0 {
+            return Err(bad("flag_pct", "thresholds out of range".into()));
+        }
+        Ok(())
+    }
+
+    pub fn snapshot_systems(&self) -> impl Iterator<Item = &SourceConfig> {
+        self.systems.iter().filter(|s| s.is_snapshot())
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// Line of the first mention of `needle`, for errors found after parsing.
+fn find_line(text: &str, needle: &str) -> usize {
+    text.find(needle).map(|at| line_of(text, at)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+[reference]
+skus = "skus.csv"
+locations = "locations.csv"
+[authority]
+store = "pos"
+[[systems]]
+name = "pos"
+kind = "csv"
+landing = "landing/pos"
+[systems.columns]
+sku = "Item"
+location = "Store"
+on_hand = "Qty"
+"#;
+
+    #[test]
+    fn minimal_pipeline_parses_with_defaults() {
+        let p = Pipeline::parse(MINIMAL, Path::new("t.toml")).unwrap();
+        assert_eq!(p.warehouse, "./warehouse");
+        assert_eq!(p.thresholds.flag_units, 10);
+        assert_eq!(p.systems.len(), 1);
+        assert_eq!(p.systems[0].name(), "pos");
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let text = MINIMAL.replace("landing = \"landing/pos\"", "landing = \"x\"\nlandnig = 1");
+        let err = Pipeline::parse(&text, Path::new("p.toml")).unwrap_err().to_string();
+        assert!(err.starts_with("p.toml:11:"), "{err}");
+        assert!(err.contains("landnig"), "{err}");
+    }
+
+    #[test]
+    fn authority_must_name_a_system() {
+        let text = MINIMAL.replace("store = \"pos\"", "store = \"till\"");
+        let err = Pipeline::parse(&text, Path::new("p.toml")).unwrap_err().to_string();
+        assert!(err.contains("p.toml:7:") && err.contains("'till'"), "{err}");
+    }
+}

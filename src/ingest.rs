@@ -1,0 +1,685 @@
+//! One run: read every system's landing files, map identity, and commit the raw tables.
+//! Every input line ends in exactly one place — a raw table, `quarantine` or
+//! `unmapped_rows` — and `run_systems` counts them. A system that cannot be read is recorded
+//! and the others go on; re-running the same files replaces, never duplicates.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tracing::{info, warn};
+
+use crate::config::Pipeline;
+use crate::error::Result;
+use crate::reference::{Reference, Resolved};
+use crate::sources::{Buckets, ParsedLine, Record, RowError, SourceConfig};
+use crate::storage::{self, Area, DroppedFile};
+use crate::tables::{self, BatchBuilder};
+use crate::warehouse::{Warehouse, Write};
+
+/// What to ingest.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Only files whose path carries this date; all files when `None`.
+    pub date: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SystemReport {
+    pub system: String,
+    pub kind: String,
+    pub status: &'static str,
+    pub files: i64,
+    pub rows_in: i64,
+    pub accepted: i64,
+    pub quarantined: i64,
+    pub unmapped: i64,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: String,
+    pub pipeline: String,
+    pub status: &'static str,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub systems: Vec<SystemReport>,
+}
+
+impl RunReport {
+    pub fn total(&self, f: impl Fn(&SystemReport) -> i64) -> i64 {
+        self.systems.iter().map(f).sum()
+    }
+}
+
+struct SnapshotRow {
+    system: String,
+    date: NaiveDate,
+    location: String,
+    sku: String,
+    captured_at: Option<DateTime<Utc>>,
+    buckets: Buckets,
+    file: String,
+    line: usize,
+}
+
+struct MovementRow {
+    system: String,
+    load_date: Option<NaiveDate>,
+    m: crate::sources::MovementRecord,
+    sku: String,
+    bundle: Option<String>,
+    file: String,
+    line: usize,
+}
+
+struct CountRow {
+    system: String,
+    load_date: Option<NaiveDate>,
+    c: crate::sources::CountRecord,
+    sku: String,
+    bundle: Option<String>,
+    file: String,
+    line: usize,
+}
+
+struct QuarantineRow {
+    system: String,
+    load_date: Option<NaiveDate>,
+    file: String,
+    line: usize,
+    raw: String,
+    error: RowError,
+}
+
+struct UnmappedRow {
+    system: String,
+    load_date: Option<NaiveDate>,
+    file: String,
+    line: usize,
+    location: String,
+    external_id: String,
+    units: Option<i64>,
+}
+
+/// Everything one run read, before it is committed.
+#[derive(Default)]
+struct Loaded {
+    snapshots: Vec<SnapshotRow>,
+    movements: Vec<MovementRow>,
+    counts: Vec<CountRow>,
+    quarantine: Vec<QuarantineRow>,
+    unmapped: Vec<UnmappedRow>,
+    /// (system, load date) partitions this run replaces, per table family.
+    snapshot_keys: BTreeSet<(String, Option<NaiveDate>)>,
+    movement_keys: BTreeSet<(String, Option<NaiveDate>)>,
+    count_keys: BTreeSet<(String, Option<NaiveDate>)>,
+    fingerprint: Fingerprint,
+}
+
+pub async fn load_reference(pipeline: &Pipeline) -> Result<Reference> {
+    let r = &pipeline.reference;
+    let skus = storage::read_file(&r.skus).await?;
+    let locations = storage::read_file(&r.locations).await?;
+    let aliases = match &r.sku_aliases {
+        Some(p) => Some(storage::read_file(p).await?),
+        None => None,
+    };
+    let bundles = match &r.bundles {
+        Some(p) => Some(storage::read_file(p).await?),
+        None => None,
+    };
+    Reference::from_files(
+        (&r.skus, &skus),
+        (&r.locations, &locations),
+        r.sku_aliases.as_deref().zip(aliases.as_deref()),
+        r.bundles.as_deref().zip(bundles.as_deref()),
+    )
+}
+
+/// Runs the pipeline's ingest and commits the raw and reference tables.
+pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOptions) -> Result<RunReport> {
+    let started_at = Utc::now();
+    let reference = load_reference(pipeline).await?;
+    write_reference(pipeline, &reference, warehouse).await?;
+
+    let mut loaded = Loaded::default();
+    loaded.fingerprint.add(pipeline.name.as_bytes());
+    let mut reports = Vec::new();
+    for system in &pipeline.systems {
+        let report = ingest_system(system, &reference, options, &mut loaded).await;
+        info!(system = %report.system, status = report.status, rows_in = report.rows_in, accepted = report.accepted,
+              quarantined = report.quarantined, unmapped = report.unmapped, "system read");
+        for e in &report.errors {
+            warn!(system = %report.system, "{e}");
+        }
+        reports.push(report);
+    }
+    let run_id = format!(
+        "{}-{}-{:016x}",
+        pipeline.name,
+        options.date.map(|d| d.to_string()).unwrap_or_else(|| "all".into()),
+        loaded.fingerprint.0
+    );
+
+    commit(&loaded, &run_id, warehouse).await?;
+
+    let status = if reports.iter().all(|r| r.status == "ok") {
+        "ok"
+    } else if reports.iter().all(|r| r.status == "failed") {
+        "failed"
+    } else {
+        "partial"
+    };
+    let report = RunReport {
+        run_id,
+        pipeline: pipeline.name.clone(),
+        status,
+        started_at,
+        finished_at: Utc::now(),
+        systems: reports,
+    };
+    record_run(&report, options, warehouse).await?;
+    Ok(report)
+}
+
+async fn ingest_system(system: &SourceConfig, reference: &Reference, options: &RunOptions, loaded: &mut Loaded) -> SystemReport {
+    let mut report = SystemReport { system: system.name().to_string(), kind: system.kind().to_string(), status: "ok", ..Default::default() };
+    let files = match Area::open(system.landing()) {
+        Ok(area) => match area.list().await {
+            Ok(files) => Some((area, files)),
+            Err(e) => {
+                report.errors.push(format!("{e:#}"));
+                None
+            }
+        },
+        Err(e) => {
+            report.errors.push(format!("{e:#}"));
+            None
+        }
+    };
+    let Some((area, files)) = files else {
+        report.status = "failed";
+        return report;
+    };
+    let files: Vec<DroppedFile> = files.into_iter().filter(|f| options.date.is_none() || f.date == options.date).collect();
+    let mut unreadable = 0;
+    let mut seen = HashMap::new();
+    for file in &files {
+        report.files += 1;
+        let bytes = match area.read(file).await {
+            Ok(b) => b,
+            Err(e) => {
+                report.errors.push(format!("{e:#}"));
+                unreadable += 1;
+                continue;
+            }
+        };
+        loaded.fingerprint.add(system.name().as_bytes());
+        loaded.fingerprint.add(file.relative.as_bytes());
+        loaded.fingerprint.add(&bytes);
+        let mut parsed = system.parse(&bytes, file.stem());
+        if file.date.is_none() {
+            let error = RowError::new("<path>", format!("no YYYY-MM-DD date in the path '{}'", file.relative));
+            for line in &mut parsed.lines {
+                line.result = Err(error.clone());
+            }
+            parsed.file_error.get_or_insert(crate::sources::RowErrorAt { line: 0, error });
+        }
+        if let Some(fe) = &parsed.file_error {
+            report.errors.push(format!("{}:{}: field '{}': {}", file.display, fe.line, fe.error.field, fe.error.message));
+        }
+        let key = (system.name().to_string(), file.date);
+        if system.is_snapshot() {
+            loaded.snapshot_keys.insert(key);
+        } else if matches!(system, SourceConfig::MovementsCsv(_)) {
+            loaded.movement_keys.insert(key);
+        } else {
+            loaded.count_keys.insert(key);
+        }
+        for line in parsed.lines {
+            report.rows_in += 1;
+            match place(system.name(), file, line, reference, &mut seen, loaded) {
+                Placed::Accepted => report.accepted += 1,
+                Placed::Quarantined => report.quarantined += 1,
+                Placed::Unmapped => report.unmapped += 1,
+            }
+        }
+    }
+    if !report.errors.is_empty() {
+        report.status = if unreadable == files.len() && !files.is_empty() { "failed" } else { "partial" };
+    }
+    report
+}
+
+enum Placed {
+    Accepted,
+    Quarantined,
+    Unmapped,
+}
+
+/// Sends one line to exactly one of: a raw table, quarantine, unmapped.
+fn place(
+    system: &str,
+    file: &DroppedFile,
+    line: ParsedLine,
+    reference: &Reference,
+    seen: &mut HashMap<String, (String, usize)>,
+    loaded: &mut Loaded,
+) -> Placed {
+    let load_date = file.date;
+    let quarantine = |loaded: &mut Loaded, raw: String, error: RowError| {
+        loaded.quarantine.push(QuarantineRow { system: system.to_string(), load_date, file: file.display.clone(), line: line.line, raw, error });
+        Placed::Quarantined
+    };
+    let record = match line.result {
+        Ok(r) => r,
+        Err(e) => return quarantine(loaded, line.raw, e),
+    };
+    if reference.location(record.location()).is_none() {
+        let e = RowError::new("location", format!("unknown location '{}' (not in the locations reference)", record.location()));
+        return quarantine(loaded, line.raw, e);
+    }
+    let resolved = reference.resolve(system, record.external_id());
+    if resolved == Resolved::Unmapped {
+        let units = match &record {
+            Record::Snapshot(s) => s.buckets.on_hand.or(s.buckets.available),
+            Record::Movement(m) => Some(m.qty),
+            Record::Count(c) => Some(c.counted_qty),
+        };
+        loaded.unmapped.push(UnmappedRow {
+            system: system.to_string(),
+            load_date,
+            file: file.display.clone(),
+            line: line.line,
+            location: record.location().to_string(),
+            external_id: record.external_id().to_string(),
+            units,
+        });
+        return Placed::Unmapped;
+    }
+    let (sku, parts): (&str, Option<&[(String, i64)]>) = match resolved {
+        Resolved::Sku(s) => (s, None),
+        Resolved::Bundle(s, parts) => (s, Some(parts)),
+        Resolved::Unmapped => unreachable!("handled above"),
+    };
+    let duplicate_key = match &record {
+        Record::Snapshot(s) => format!("{load_date:?}|{}|{sku}", s.location),
+        Record::Movement(m) => format!("{}|{}|{sku}|{}|{}|{:?}", m.event_at, m.location, m.kind, m.qty, m.reference),
+        Record::Count(c) => format!("{}|{}|{sku}", c.count_date, c.location),
+    };
+    if let Some((first_file, first_line)) = seen.get(&duplicate_key) {
+        let e = RowError::new("<line>", format!("duplicate of {first_file}:{first_line}"));
+        return quarantine(loaded, line.raw, e);
+    }
+    seen.insert(duplicate_key, (file.display.clone(), line.line));
+    let file_name = file.display.clone();
+    match record {
+        Record::Snapshot(s) => loaded.snapshots.push(SnapshotRow {
+            system: system.to_string(),
+            date: load_date.expect("dateless files are quarantined"),
+            location: s.location,
+            sku: sku.to_string(),
+            captured_at: s.captured_at,
+            buckets: s.buckets,
+            file: file_name,
+            line: line.line,
+        }),
+        // A kit sold or counted moves its components: explode it.
+        Record::Movement(m) => {
+            for (component, per_kit) in components(sku, parts) {
+                let mut m = m.clone();
+                m.qty *= per_kit;
+                loaded.movements.push(MovementRow {
+                    system: system.to_string(),
+                    load_date,
+                    m,
+                    sku: component,
+                    bundle: parts.map(|_| sku.to_string()),
+                    file: file_name.clone(),
+                    line: line.line,
+                });
+            }
+        }
+        Record::Count(c) => {
+            for (component, per_kit) in components(sku, parts) {
+                let mut c = c.clone();
+                c.counted_qty *= per_kit;
+                loaded.counts.push(CountRow {
+                    system: system.to_string(),
+                    load_date,
+                    c,
+                    sku: component,
+                    bundle: parts.map(|_| sku.to_string()),
+                    file: file_name.clone(),
+                    line: line.line,
+                });
+            }
+        }
+    }
+    Placed::Accepted
+}
+
+fn components(sku: &str, parts: Option<&[(String, i64)]>) -> Vec<(String, i64)> {
+    match parts {
+        Some(parts) => parts.to_vec(),
+        None => vec![(sku.to_string(), 1)],
+    }
+}
+
+/// SQL predicate selecting the partitions a run replaces.
+fn replace_predicate(keys: &BTreeSet<(String, Option<NaiveDate>)>, date_column: &str) -> Option<String> {
+    if keys.is_empty() {
+        return None;
+    }
+    let mut by_system: std::collections::BTreeMap<&str, (Vec<String>, bool)> = Default::default();
+    for (system, date) in keys {
+        let entry = by_system.entry(system).or_default();
+        match date {
+            Some(d) => entry.0.push(format!("DATE '{d}'")),
+            None => entry.1 = true,
+        }
+    }
+    let clauses: Vec<String> = by_system
+        .into_iter()
+        .map(|(system, (dates, dateless))| {
+            let mut date_terms = Vec::new();
+            if !dates.is_empty() {
+                date_terms.push(format!("{date_column} IN ({})", dates.join(", ")));
+            }
+            if dateless {
+                date_terms.push(format!("{date_column} IS NULL"));
+            }
+            format!("(system = '{}' AND ({}))", system.replace('\'', "''"), date_terms.join(" OR "))
+        })
+        .collect();
+    Some(clauses.join(" OR "))
+}
+
+async fn write_replacing(warehouse: &Warehouse, spec: &crate::warehouse::TableSpec, batch: arrow::record_batch::RecordBatch, predicate: Option<String>) -> Result<()> {
+    match predicate {
+        Some(p) => warehouse.write(spec, vec![batch], Write::Where(p)).await,
+        // Nothing of this table was re-loaded: only make sure it exists.
+        None if warehouse.load(spec.name).await?.is_none() => warehouse.write(spec, vec![], Write::All).await,
+        None => Ok(()),
+    }
+}
+
+async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<()> {
+    let rid = Some(run_id);
+    let s = &loaded.snapshots;
+    let mut b = BatchBuilder::new(&tables::SNAPSHOTS)
+        .str(s.iter().map(|r| Some(r.system.as_str())))
+        .str(s.iter().map(|r| Some(r.location.as_str())))
+        .str(s.iter().map(|r| Some(r.sku.as_str())))
+        .date(s.iter().map(|r| Some(r.date)))
+        .timestamp(s.iter().map(|r| Some(r.captured_at.unwrap_or_else(|| r.date.and_hms_opt(0, 0, 0).expect("midnight").and_utc()))));
+    for bucket in tables::BUCKETS {
+        b = b.int(s.iter().map(|r| bucket_value(&r.buckets, bucket)));
+    }
+    let batch = b
+        .str(s.iter().map(|r| Some(r.file.as_str())))
+        .int(s.iter().map(|r| Some(r.line as i64)))
+        .str(s.iter().map(|_| rid))
+        .finish()?;
+    write_replacing(warehouse, &tables::SNAPSHOTS, batch, replace_predicate(&loaded.snapshot_keys, "snapshot_date")).await?;
+
+    let m = &loaded.movements;
+    let batch = BatchBuilder::new(&tables::MOVEMENTS)
+        .str(m.iter().map(|r| Some(r.system.as_str())))
+        .date(m.iter().map(|r| r.load_date))
+        .timestamp(m.iter().map(|r| Some(r.m.event_at)))
+        .str(m.iter().map(|r| Some(r.m.location.as_str())))
+        .str(m.iter().map(|r| Some(r.sku.as_str())))
+        .str(m.iter().map(|r| Some(r.m.kind.as_str())))
+        .int(m.iter().map(|r| Some(r.m.qty)))
+        .str(m.iter().map(|r| r.m.reason_code.as_deref()))
+        .str(m.iter().map(|r| r.m.reference.as_deref()))
+        .str(m.iter().map(|r| r.m.counterparty.as_deref()))
+        .str(m.iter().map(|r| r.bundle.as_deref()))
+        .str(m.iter().map(|r| Some(r.file.as_str())))
+        .int(m.iter().map(|r| Some(r.line as i64)))
+        .str(m.iter().map(|_| rid))
+        .finish()?;
+    write_replacing(warehouse, &tables::MOVEMENTS, batch, replace_predicate(&loaded.movement_keys, "load_date")).await?;
+
+    let book = book_quantities(loaded, warehouse).await?;
+    let c = &loaded.counts;
+    let batch = BatchBuilder::new(&tables::COUNTS)
+        .str(c.iter().map(|r| Some(r.system.as_str())))
+        .date(c.iter().map(|r| r.load_date))
+        .date(c.iter().map(|r| Some(r.c.count_date)))
+        .str(c.iter().map(|r| Some(r.c.location.as_str())))
+        .str(c.iter().map(|r| Some(r.sku.as_str())))
+        .int(c.iter().map(|r| Some(r.c.counted_qty)))
+        .int(c.iter().map(|r| book.get(&(r.c.count_date, r.c.location.clone(), r.sku.clone())).copied().flatten()))
+        .boolean(c.iter().map(|r| Some(r.c.blind)))
+        .str(c.iter().map(|r| r.bundle.as_deref()))
+        .str(c.iter().map(|r| Some(r.file.as_str())))
+        .int(c.iter().map(|r| Some(r.line as i64)))
+        .str(c.iter().map(|_| rid))
+        .finish()?;
+    write_replacing(warehouse, &tables::COUNTS, batch, replace_predicate(&loaded.count_keys, "load_date")).await?;
+
+    let all_keys: BTreeSet<_> = loaded.snapshot_keys.iter().chain(&loaded.movement_keys).chain(&loaded.count_keys).cloned().collect();
+    let q = &loaded.quarantine;
+    let messages: Vec<String> = q.iter().map(|r| format!("{}:{}: field '{}': {}", r.file, r.line, r.error.field, r.error.message)).collect();
+    let batch = BatchBuilder::new(&tables::QUARANTINE)
+        .str(q.iter().map(|_| rid))
+        .str(q.iter().map(|r| Some(r.system.as_str())))
+        .date(q.iter().map(|r| r.load_date))
+        .str(q.iter().map(|r| Some(r.file.as_str())))
+        .int(q.iter().map(|r| Some(r.line as i64)))
+        .str(q.iter().map(|r| Some(r.error.field.as_str())))
+        .str(q.iter().map(|r| Some(r.raw.as_str())))
+        .str(messages.iter().map(|m| Some(m.as_str())))
+        .finish()?;
+    write_replacing(warehouse, &tables::QUARANTINE, batch, replace_predicate(&all_keys, "load_date")).await?;
+
+    let u = &loaded.unmapped;
+    let batch = BatchBuilder::new(&tables::UNMAPPED_ROWS)
+        .str(u.iter().map(|r| Some(r.system.as_str())))
+        .date(u.iter().map(|r| r.load_date))
+        .str(u.iter().map(|r| Some(r.file.as_str())))
+        .int(u.iter().map(|r| Some(r.line as i64)))
+        .str(u.iter().map(|r| Some(r.location.as_str())))
+        .str(u.iter().map(|r| Some(r.external_id.as_str())))
+        .int(u.iter().map(|r| r.units))
+        .str(u.iter().map(|_| rid))
+        .finish()?;
+    write_replacing(warehouse, &tables::UNMAPPED_ROWS, batch, replace_predicate(&all_keys, "load_date")).await?;
+    rebuild_unmapped_skus(warehouse).await
+}
+
+fn bucket_value(b: &Buckets, name: &str) -> Option<i64> {
+    match name {
+        "on_hand" => b.on_hand,
+        "available" => b.available,
+        "committed" => b.committed,
+        "reserved" => b.reserved,
+        "inbound" => b.inbound,
+        "in_transit" => b.in_transit,
+        "unsellable" => b.unsellable,
+        "pending_inspection" => b.pending_inspection,
+        other => unreachable!("unknown bucket {other}"),
+    }
+}
+
+/// The authoritative on-hand at each count's date and location, frozen into `counts.book_qty`
+/// when the count is loaded (a later correction of the snapshot does not rewrite history).
+async fn book_quantities(loaded: &Loaded, warehouse: &Warehouse) -> Result<HashMap<(NaiveDate, String, String), Option<i64>>> {
+    if loaded.counts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let dates: BTreeSet<String> = loaded.counts.iter().map(|c| format!("DATE '{}'", c.c.count_date)).collect();
+    let ctx = warehouse.session(&["snapshots", "locations", "authority"]).await?;
+    let sql = format!(
+        "select s.snapshot_date, s.location_id, s.sku, s.on_hand
+         from snapshots s
+         join locations l on l.location_id = s.location_id
+         join authority a on a.location_type = l.location_type and a.system = s.system
+         where s.snapshot_date in ({})",
+        dates.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    let batches = crate::warehouse::collect(&ctx, "looking up book quantities for counts", &sql).await?;
+    let mut book = HashMap::new();
+    for batch in batches {
+        let days = crate::warehouse::integers(&batch, 0)?;
+        let locations = crate::warehouse::strings(&batch, 1)?;
+        let skus = crate::warehouse::strings(&batch, 2)?;
+        let on_hand = crate::warehouse::integers(&batch, 3)?;
+        for (((day, location), sku), qty) in days.into_iter().zip(locations).zip(skus).zip(on_hand) {
+            let (Some(day), Some(location), Some(sku)) = (day, location, sku) else { continue };
+            let date = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Days::new(day as u64);
+            book.insert((date, location, sku), qty);
+        }
+    }
+    Ok(book)
+}
+
+async fn rebuild_unmapped_skus(warehouse: &Warehouse) -> Result<()> {
+    let ctx = warehouse.session(&["unmapped_rows"]).await?;
+    let sql = "select system, external_id, min(load_date) as first_seen, max(load_date) as last_seen,
+                      count(*) as rows, sum(units) as units
+               from unmapped_rows group by system, external_id order by system, external_id";
+    let batches = crate::warehouse::collect(&ctx, "building unmapped_skus", sql).await?;
+    let spec = crate::warehouse::TableSpec {
+        name: "unmapped_skus",
+        schema: batches.first().map(|b| b.schema()).unwrap_or_else(|| unmapped_skus_schema()),
+        partition_by: &[],
+    };
+    warehouse.write(&spec, batches, Write::All).await
+}
+
+fn unmapped_skus_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema};
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("system", DataType::Utf8, true),
+        Field::new("external_id", DataType::Utf8, true),
+        Field::new("first_seen", DataType::Date32, true),
+        Field::new("last_seen", DataType::Date32, true),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("units", DataType::Int64, true),
+    ]))
+}
+
+async fn write_reference(pipeline: &Pipeline, r: &Reference, warehouse: &Warehouse) -> Result<()> {
+    let s = &r.skus;
+    let batch = BatchBuilder::new(&tables::SKUS)
+        .str(s.iter().map(|x| Some(x.sku.as_str())))
+        .str(s.iter().map(|x| Some(x.product_id.as_str())))
+        .str(s.iter().map(|x| Some(x.title.as_str())))
+        .str(s.iter().map(|x| x.option1.as_deref()))
+        .str(s.iter().map(|x| x.option2.as_deref()))
+        .float(s.iter().map(|x| Some(x.unit_cost)))
+        .float(s.iter().map(|x| Some(x.price)))
+        .int(s.iter().map(|x| Some(x.case_pack)))
+        .int(s.iter().map(|x| Some(x.moq)))
+        .float(s.iter().map(|x| Some(x.lead_time_days)))
+        .float(s.iter().map(|x| Some(x.lead_time_sd)))
+        .boolean(s.iter().map(|x| Some(x.is_bundle)))
+        .finish()?;
+    warehouse.write(&tables::SKUS, vec![batch], Write::All).await?;
+    let l = &r.locations;
+    let batch = BatchBuilder::new(&tables::LOCATIONS)
+        .str(l.iter().map(|x| Some(x.location_id.as_str())))
+        .str(l.iter().map(|x| Some(x.name.as_str())))
+        .str(l.iter().map(|x| Some(x.location_type.as_str())))
+        .str(l.iter().map(|x| Some(x.region.as_str())))
+        .str(l.iter().map(|x| Some(x.country.as_str())))
+        .finish()?;
+    warehouse.write(&tables::LOCATIONS, vec![batch], Write::All).await?;
+    let a = &r.aliases;
+    let batch = BatchBuilder::new(&tables::SKU_ALIASES)
+        .str(a.iter().map(|x| Some(x.system.as_str())))
+        .str(a.iter().map(|x| Some(x.external_id.as_str())))
+        .str(a.iter().map(|x| Some(x.sku.as_str())))
+        .finish()?;
+    warehouse.write(&tables::SKU_ALIASES, vec![batch], Write::All).await?;
+    let b = &r.bundles;
+    let batch = BatchBuilder::new(&tables::BUNDLES)
+        .str(b.iter().map(|x| Some(x.bundle_sku.as_str())))
+        .str(b.iter().map(|x| Some(x.component_sku.as_str())))
+        .int(b.iter().map(|x| Some(x.qty)))
+        .finish()?;
+    warehouse.write(&tables::BUNDLES, vec![batch], Write::All).await?;
+    let batch = BatchBuilder::new(&tables::AUTHORITY)
+        .str(pipeline.authority.keys().map(|k| Some(k.as_str())))
+        .str(pipeline.authority.values().map(|v| Some(v.as_str())))
+        .finish()?;
+    warehouse.write(&tables::AUTHORITY, vec![batch], Write::All).await?;
+    let t = &pipeline.thresholds;
+    let batch = BatchBuilder::new(&tables::THRESHOLDS)
+        .float(std::iter::once(Some(t.flag_pct)))
+        .int(std::iter::once(Some(t.flag_units)))
+        .int(std::iter::once(Some(t.lag_days)))
+        .finish()?;
+    warehouse.write(&tables::THRESHOLDS, vec![batch], Write::All).await
+}
+
+async fn record_run(report: &RunReport, options: &RunOptions, warehouse: &Warehouse) -> Result<()> {
+    let detail = report
+        .systems
+        .iter()
+        .map(|s| {
+            format!(
+                "{{\"system\":{:?},\"status\":{:?},\"rows_in\":{},\"accepted\":{},\"quarantined\":{},\"unmapped\":{},\"errors\":{}}}",
+                s.system, s.status, s.rows_in, s.accepted, s.quarantined, s.unmapped,
+                serde_json::to_string(&s.errors).unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let one = |v: i64| std::iter::once(Some(v));
+    let scheduled = options.date.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()).unwrap_or(report.started_at);
+    let batch = BatchBuilder::new(&tables::RUNS)
+        .str(std::iter::once(Some(report.run_id.as_str())))
+        .str(std::iter::once(Some(report.pipeline.as_str())))
+        .timestamp(std::iter::once(Some(scheduled)))
+        .timestamp(std::iter::once(Some(report.started_at)))
+        .timestamp(std::iter::once(Some(report.finished_at)))
+        .str(std::iter::once(Some(report.status)))
+        .int(one(report.total(|s| s.rows_in)))
+        .int(one(report.total(|s| s.accepted)))
+        .int(one(report.total(|s| s.quarantined)))
+        .int(one(report.total(|s| s.unmapped)))
+        .str(std::iter::once(Some(format!("[{detail}]").as_str())))
+        .finish()?;
+    let predicate = format!("run_id = '{}'", report.run_id.replace('\'', "''"));
+    write_replacing(warehouse, &tables::RUNS, batch, Some(predicate.clone())).await?;
+    let s = &report.systems;
+    let errors: Vec<String> = s.iter().map(|x| x.errors.join("; ")).collect();
+    let batch = BatchBuilder::new(&tables::RUN_SYSTEMS)
+        .str(s.iter().map(|_| Some(report.run_id.as_str())))
+        .str(s.iter().map(|x| Some(x.system.as_str())))
+        .str(s.iter().map(|x| Some(x.kind.as_str())))
+        .str(s.iter().map(|x| Some(x.status)))
+        .int(s.iter().map(|x| Some(x.files)))
+        .int(s.iter().map(|x| Some(x.rows_in)))
+        .int(s.iter().map(|x| Some(x.accepted)))
+        .int(s.iter().map(|x| Some(x.quarantined)))
+        .int(s.iter().map(|x| Some(x.unmapped)))
+        .str(errors.iter().map(|e| (!e.is_empty()).then_some(e.as_str())))
+        .finish()?;
+    write_replacing(warehouse, &tables::RUN_SYSTEMS, batch, Some(predicate)).await
+}
+
+/// FNV-1a over everything a run read: the same files give the same run id, so re-running
+/// them rewrites identical rows.
+#[derive(Default)]
+struct Fingerprint(u64);
+
+impl Fingerprint {
+    fn add(&mut self, bytes: &[u8]) {
+        if self.0 == 0 {
+            self.0 = 0xcbf2_9ce4_8422_2325;
+        }
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        // Separator, so ("ab","c") and ("a","bc") differ.
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    }
+}

@@ -1,0 +1,17 @@
+//! stocktake: snapshot every system's stock into Delta tables, decide which number is true
+//! for each location, and measure every other system against it.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod ingest;
+pub mod marts;
+pub mod query;
+pub mod reference;
+pub mod sources;
+pub mod storage;
+pub mod tables;
+pub mod warehouse;
+
+pub use error::{Error, Result};

@@ -1,0 +1,265 @@
+//! Sources: one module per kind of export. Each turns a file's bytes into canonical
+//! records, one per data line, or a `RowError` naming the field at fault.
+
+pub mod amazon_fba;
+pub mod counts;
+pub mod csv_mapped;
+pub mod movements;
+pub mod shopify;
+pub mod table;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::Deserialize;
+
+pub use table::{RawLine, RowError, Table};
+
+/// A system in a pipeline. `kind` picks the export format; `name` is the system id that
+/// appears in every table (`pos`, `shopify`, `erp`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceConfig {
+    AmazonFbaInventory(amazon_fba::AmazonFbaConfig),
+    ShopifyInventoryCsv(shopify::ShopifyConfig),
+    Csv(csv_mapped::CsvConfig),
+    MovementsCsv(movements::MovementsConfig),
+    CountsCsv(counts::CountsConfig),
+}
+
+impl SourceConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::AmazonFbaInventory(c) => &c.name,
+            SourceConfig::ShopifyInventoryCsv(c) => &c.name,
+            SourceConfig::Csv(c) => &c.name,
+            SourceConfig::MovementsCsv(c) => &c.name,
+            SourceConfig::CountsCsv(c) => &c.name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::AmazonFbaInventory(_) => "amazon_fba_inventory",
+            SourceConfig::ShopifyInventoryCsv(_) => "shopify_inventory_csv",
+            SourceConfig::Csv(_) => "csv",
+            SourceConfig::MovementsCsv(_) => "movements_csv",
+            SourceConfig::CountsCsv(_) => "counts_csv",
+        }
+    }
+
+    /// Folder or URL the system's files are dropped in.
+    pub fn landing(&self) -> &str {
+        match self {
+            SourceConfig::AmazonFbaInventory(c) => &c.landing,
+            SourceConfig::ShopifyInventoryCsv(c) => &c.landing,
+            SourceConfig::Csv(c) => &c.landing,
+            SourceConfig::MovementsCsv(c) => &c.landing,
+            SourceConfig::CountsCsv(c) => &c.landing,
+        }
+    }
+
+    /// Whether the system reports stock levels (as opposed to movements or counts).
+    pub fn is_snapshot(&self) -> bool {
+        matches!(
+            self,
+            SourceConfig::AmazonFbaInventory(_) | SourceConfig::ShopifyInventoryCsv(_) | SourceConfig::Csv(_)
+        )
+    }
+
+    /// Parses one landing file. `file_stem` is its name without extension.
+    pub fn parse(&self, bytes: &[u8], file_stem: &str) -> FileParse {
+        match self {
+            SourceConfig::AmazonFbaInventory(c) => c.parse(bytes, file_stem),
+            SourceConfig::ShopifyInventoryCsv(c) => c.parse(bytes),
+            SourceConfig::Csv(c) => c.parse(bytes),
+            SourceConfig::MovementsCsv(c) => c.parse(bytes),
+            SourceConfig::CountsCsv(c) => c.parse(bytes),
+        }
+    }
+}
+
+/// The SPEC §3 buckets. `None` means the system does not report the bucket — never zero.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Buckets {
+    pub on_hand: Option<i64>,
+    pub available: Option<i64>,
+    pub committed: Option<i64>,
+    pub reserved: Option<i64>,
+    pub inbound: Option<i64>,
+    pub in_transit: Option<i64>,
+    pub unsellable: Option<i64>,
+    pub pending_inspection: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotRecord {
+    pub location: String,
+    pub external_id: String,
+    pub captured_at: Option<DateTime<Utc>>,
+    pub buckets: Buckets,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MovementRecord {
+    pub event_at: DateTime<Utc>,
+    pub location: String,
+    pub external_id: String,
+    pub kind: String,
+    pub qty: i64,
+    pub reason_code: Option<String>,
+    pub reference: Option<String>,
+    /// For transfers: the other location.
+    pub counterparty: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountRecord {
+    pub count_date: NaiveDate,
+    pub location: String,
+    pub external_id: String,
+    pub counted_qty: i64,
+    pub blind: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Snapshot(SnapshotRecord),
+    Movement(MovementRecord),
+    Count(CountRecord),
+}
+
+impl Record {
+    pub fn location(&self) -> &str {
+        match self {
+            Record::Snapshot(r) => &r.location,
+            Record::Movement(r) => &r.location,
+            Record::Count(r) => &r.location,
+        }
+    }
+    pub fn external_id(&self) -> &str {
+        match self {
+            Record::Snapshot(r) => &r.external_id,
+            Record::Movement(r) => &r.external_id,
+            Record::Count(r) => &r.external_id,
+        }
+    }
+}
+
+/// One data line's outcome.
+#[derive(Debug, Clone)]
+pub struct ParsedLine {
+    pub line: usize,
+    pub raw: String,
+    pub result: Result<Record, RowError>,
+}
+
+/// A file's outcome: its lines, and the file-level error if the file as a whole was unusable
+/// (every line is then in `lines` as an error, so none is lost).
+#[derive(Debug, Default)]
+pub struct FileParse {
+    pub lines: Vec<ParsedLine>,
+    pub file_error: Option<RowErrorAt>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RowErrorAt {
+    pub line: usize,
+    pub error: RowError,
+}
+
+/// Reads a delimited file, requires `columns`, and maps each line with `record`.
+pub fn parse_table(
+    bytes: &[u8],
+    delimiter: u8,
+    columns: &[&str],
+    record: impl Fn(&Table, &RawLine) -> Result<Record, RowError>,
+) -> FileParse {
+    let table = Table::read(bytes, delimiter).and_then(|t| t.require(columns, delimiter));
+    match table {
+        Ok(table) => FileParse {
+            lines: table
+                .lines
+                .iter()
+                .map(|l| ParsedLine {
+                    line: l.line,
+                    raw: l.raw.clone(),
+                    result: l.check_width(&table).and_then(|()| record(&table, l)),
+                })
+                .collect(),
+            file_error: None,
+        },
+        Err(e) => {
+            let error = RowError::new(&e.field, e.message);
+            FileParse {
+                lines: e
+                    .lines
+                    .into_iter()
+                    .map(|l| ParsedLine { line: l.line, raw: l.raw, result: Err(error.clone()) })
+                    .collect(),
+                file_error: Some(RowErrorAt { line: e.line, error }),
+            }
+        }
+    }
+}
+
+/// Maps an export's location name to a location id; names not in the map are taken as ids.
+pub fn map_location(names: &BTreeMap<String, String>, name: &str) -> String {
+    names.get(name).cloned().unwrap_or_else(|| name.to_string())
+}
+
+/// One-character delimiter from config (`","`, `"\t"`, `";"`, `"|"`).
+pub fn delimiter_byte(text: &str) -> u8 {
+    match text {
+        "\\t" | "\t" | "tab" => b'\t',
+        other => other.bytes().next().unwrap_or(b','),
+    }
+}
+
+pub fn default_comma() -> String {
+    ",".to_string()
+}
+
+/// Timestamps as exports write them: RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or a bare date.
+pub fn parse_timestamp(text: &str, format: Option<&str>) -> Option<DateTime<Utc>> {
+    if let Some(format) = format {
+        return NaiveDateTime::parse_from_str(text, format)
+            .ok()
+            .or_else(|| NaiveDate::parse_from_str(text, format).ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+            .map(|t| t.and_utc());
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").ok().map(|t| t.and_utc()))
+        .or_else(|| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok().map(|t| t.and_utc()))
+        .or_else(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc()))
+}
+
+pub fn parse_date(text: &str, format: Option<&str>) -> Option<NaiveDate> {
+    parse_timestamp(text, format).map(|t| t.date_naive())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_tag_selects_the_source_and_unknown_fields_fail() {
+        let ok: SourceConfig = toml::from_str("kind = \"shopify_inventory_csv\"\nname = \"shopify\"\nlanding = \"x\"").unwrap();
+        assert_eq!(ok.kind(), "shopify_inventory_csv");
+        let bad = toml::from_str::<SourceConfig>("kind = \"counts_csv\"\nname = \"c\"\nlanding = \"x\"\nlandign = 1");
+        assert!(bad.unwrap_err().to_string().contains("landign"));
+        let unknown = toml::from_str::<SourceConfig>("kind = \"sap\"\nname = \"c\"\nlanding = \"x\"");
+        assert!(unknown.unwrap_err().to_string().contains("sap"));
+    }
+
+    #[test]
+    fn timestamps_in_common_shapes() {
+        let t = parse_timestamp("2026-07-01T10:00:00-04:00", None).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-07-01T14:00:00+00:00");
+        assert_eq!(parse_timestamp("2026-07-01 10:00:00", None).unwrap().to_rfc3339(), "2026-07-01T10:00:00+00:00");
+        assert_eq!(parse_date("07/31/2026", Some("%m/%d/%Y")).unwrap().to_string(), "2026-07-31");
+        assert!(parse_timestamp("yesterday", None).is_none());
+    }
+}

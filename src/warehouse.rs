@@ -1,0 +1,159 @@
+//! The warehouse: Delta Lake tables under one root (a local folder by default, or an
+//! object-store URL). Every write is one Delta commit, so a reader sees a table version
+//! whole or not at all.
+
+use std::collections::HashMap;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::storage;
+
+/// A table's name, schema and partitioning.
+pub struct TableSpec {
+    pub name: &'static str,
+    pub schema: SchemaRef,
+    pub partition_by: &'static [&'static str],
+}
+
+/// How a write relates to what the table holds.
+pub enum Write {
+    /// Replace the whole table.
+    All,
+    /// Replace the rows matching a SQL predicate (partitions being re-loaded).
+    Where(String),
+}
+
+#[derive(Clone)]
+pub struct Warehouse {
+    root: Url,
+    options: HashMap<String, String>,
+}
+
+impl Warehouse {
+    /// Opens (creating, for a local folder) the warehouse at a path or URL.
+    pub fn open(location: &str) -> Result<Warehouse> {
+        let root = storage::to_url(location)?;
+        if root.scheme() == "file" {
+            let path = root.to_file_path().map_err(|()| Error::Usage(format!("'{location}' is not a local path")))?;
+            std::fs::create_dir_all(&path).map_err(|e| Error::io(path.display(), e))?;
+        }
+        let mut root = root;
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        Ok(Warehouse { root, options: storage::storage_options().into_iter().collect() })
+    }
+
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    pub fn table_url(&self, name: &str) -> Url {
+        self.root.join(&format!("{name}/")).expect("table names are plain words")
+    }
+
+    /// The table, or `None` when nothing has been written to it yet.
+    pub async fn load(&self, name: &str) -> Result<Option<DeltaTable>> {
+        let url = self.table_url(name);
+        if let Ok(path) = url.to_file_path() {
+            if !path.join("_delta_log").is_dir() {
+                return Ok(None);
+            }
+        }
+        let table = match DeltaTable::try_from_url_with_storage_options(url, self.options.clone()).await {
+            Ok(table) => table,
+            Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => return Ok(None),
+            Err(e) => return Err(Error::delta(name, e)),
+        };
+        Ok(table.version().is_some().then_some(table))
+    }
+
+    /// An empty handle for a table that is about to be created.
+    async fn create_handle(&self, name: &str) -> Result<DeltaTable> {
+        let url = self.table_url(name);
+        if let Ok(path) = url.to_file_path() {
+            std::fs::create_dir_all(&path).map_err(|e| Error::io(path.display(), e))?;
+        }
+        // Built without loading: there is no log to read yet.
+        deltalake::DeltaTableBuilder::from_url(url)
+            .and_then(|b| b.with_storage_options(self.options.clone()).build())
+            .map_err(|e| Error::delta(name, e))
+    }
+
+    /// Writes `batches` (which may hold no rows) as one commit.
+    pub async fn write(&self, spec: &TableSpec, batches: Vec<RecordBatch>, mode: Write) -> Result<()> {
+        let batches = if batches.is_empty() { vec![RecordBatch::new_empty(spec.schema.clone())] } else { batches };
+        let existing = self.load(spec.name).await?;
+        let table = match existing {
+            Some(t) => t,
+            None => self.create_handle(spec.name).await?,
+        };
+        let fresh = table.version().is_none();
+        let mut builder = table
+            .write(batches)
+            .with_partition_columns(spec.partition_by.iter().map(|c| c.to_string()))
+            .with_save_mode(if fresh { SaveMode::Append } else { SaveMode::Overwrite });
+        match (&mode, fresh) {
+            (Write::Where(predicate), false) => builder = builder.with_replace_where(predicate.clone()),
+            // A full rebuild may change a mart's columns as its model evolves.
+            (Write::All, false) => builder = builder.with_schema_mode(SchemaMode::Overwrite),
+            _ => {}
+        }
+        builder.await.map_err(|e| Error::delta(spec.name, e))?;
+        Ok(())
+    }
+
+    /// A DataFusion session with every existing table of `names` registered by name.
+    pub async fn session(&self, names: &[&str]) -> Result<SessionContext> {
+        let ctx = SessionContext::new();
+        self.register(&ctx, names).await?;
+        Ok(ctx)
+    }
+
+    /// (Re-)registers the latest version of each existing table of `names`.
+    pub async fn register(&self, ctx: &SessionContext, names: &[&str]) -> Result<()> {
+        for name in names {
+            let Some(table) = self.load(name).await? else { continue };
+            table.update_datafusion_session(&ctx.state()).map_err(|e| Error::delta(name, e))?;
+            let provider = table.table_provider().await.map_err(|e| Error::query(format!("reading {name}"), e))?;
+            ctx.deregister_table(*name).map_err(|e| Error::query(format!("registering {name}"), e))?;
+            ctx.register_table(*name, provider).map_err(|e| Error::query(format!("registering {name}"), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs a query and collects its batches.
+pub async fn collect(ctx: &SessionContext, context: &str, sql: &str) -> Result<Vec<RecordBatch>> {
+    let frame = ctx.sql(sql).await.map_err(|e| Error::query(context, e))?;
+    frame.collect().await.map_err(|e| Error::query(context, e))
+}
+
+/// A column as strings, whatever Arrow string layout the scan produced (Utf8, Utf8View…).
+pub fn strings(batch: &RecordBatch, column: usize) -> Result<Vec<Option<String>>> {
+    let array = arrow::compute::cast(batch.column(column), &arrow::datatypes::DataType::Utf8)
+        .map_err(|e| Error::arrow("reading a text column", e))?;
+    let array = arrow::array::cast::as_string_array(&array);
+    Ok(array.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// A column as 64-bit integers (dates become days since the epoch).
+pub fn integers(batch: &RecordBatch, column: usize) -> Result<Vec<Option<i64>>> {
+    let source = batch.column(column);
+    let source = if matches!(source.data_type(), arrow::datatypes::DataType::Date32) {
+        arrow::compute::cast(source, &arrow::datatypes::DataType::Int32).map_err(|e| Error::arrow("reading a date column", e))?
+    } else {
+        source.clone()
+    };
+    let array = arrow::compute::cast(&source, &arrow::datatypes::DataType::Int64)
+        .map_err(|e| Error::arrow("reading a number column", e))?;
+    let array = array.as_any().downcast_ref::<arrow::array::Int64Array>().expect("cast to Int64");
+    Ok(array.iter().collect())
+}
