@@ -86,7 +86,11 @@ impl Pipeline {
 
     pub fn parse(text: &str, path: &Path) -> Result<Pipeline> {
         let pipeline: Pipeline = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            let mut line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            // Inside a `kind`-tagged system the span covers the whole table: point at the key.
+            if let Some(key) = e.message().strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
+                line = key_line(text, key, line).unwrap_or(line);
+            }
             Error::Config { file: path.to_path_buf(), line, message: e.message().to_string() }
         })?;
         pipeline.check(text, path)?;
@@ -136,6 +140,14 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
+/// Line of the first `key = …` at or after line `from`.
+fn key_line(text: &str, key: &str, from: usize) -> Option<usize> {
+    text.lines().enumerate().skip(from.saturating_sub(1)).find_map(|(i, l)| {
+        let rest = l.trim_start().strip_prefix(key)?;
+        rest.trim_start().starts_with('=').then_some(i + 1)
+    })
+}
+
 /// Line of the first mention of `needle`, for errors found after parsing.
 fn find_line(text: &str, needle: &str) -> usize {
     text.find(needle).map(|at| line_of(text, at)).unwrap_or(0)
@@ -175,7 +187,7 @@ on_hand = "Qty"
     fn unknown_key_names_file_and_line() {
         let text = MINIMAL.replace("landing = \"landing/pos\"", "landing = \"x\"\nlandnig = 1");
         let err = Pipeline::parse(&text, Path::new("p.toml")).unwrap_err().to_string();
-        assert!(err.starts_with("p.toml:11:"), "{err}");
+        assert!(err.starts_with("p.toml:12:"), "{err}");
         assert!(err.contains("landnig"), "{err}");
     }
 

@@ -21,7 +21,7 @@ pub async fn query(warehouse: &Warehouse, sql: &str) -> Result<Vec<RecordBatch>>
 pub fn render(batches: &[RecordBatch], format: Format) -> Result<String> {
     match format {
         Format::Table => arrow::util::pretty::pretty_format_batches(batches)
-            .map(|t| t.to_string())
+            .map(|t| format!("{t}\n"))
             .map_err(|e| Error::arrow("formatting the result", e)),
         Format::Csv => {
             let mut out = Vec::new();

@@ -97,9 +97,7 @@ const ACCESSORIES: [&str; 10] = ["Mug", "Tote Bag", "Cap", "Beanie", "Socks", "W
 impl World {
     pub fn generate(rng: &mut Rng) -> World {
         let mut products = Vec::new();
-        let mut rank = 0usize;
-        let mut next_weight = |rng: &mut Rng| {
-            rank += 1;
+        let next_weight = |rng: &mut Rng| {
             // Popularity falls off with rank (a long tail), shuffled so families mix.
             1.0 / (1.0 + rng.uniform() * 60.0).powf(0.9)
         };
@@ -125,7 +123,6 @@ impl World {
             let cost = 2.0 + rng.uniform() * 10.0;
             products.push(variant(rng, format!("ACC-{:03}", i + 1), format!("ACC-{:03}", i + 1), &name, None, None, cost, base));
         }
-        let stocked = products.len();
         // Bundles: a tee with one or two accessories, sold on the web.
         for k in 0..6 {
             let tee = rng.below(14 * 12);
@@ -143,7 +140,6 @@ impl World {
         for (i, p) in products.iter_mut().enumerate() {
             p.erp_item = format!("{}", 100_000 + i * 7);
         }
-        let _ = stocked;
         // Stores, DC and 3PL carry every stocked SKU; FBA the most popular.
         let mut order: Vec<usize> = (0..products.len()).filter(|&i| !products[i].is_bundle()).collect();
         order.sort_by(|a, b| products[*b].weight.total_cmp(&products[*a].weight));
@@ -155,7 +151,9 @@ impl World {
                 _ => order.len(),
             };
             for &i in order.iter().take(take) {
-                carried[l][i] = true;
+                // The London shop does not range XL.
+                let sku = &products[i].sku;
+                carried[l][i] = !(loc.id == "STORE-LDN" && (sku.ends_with("-XL") || sku.contains("-XL-")));
             }
         }
         World { products, carried }

@@ -63,22 +63,22 @@ impl Table {
             .from_reader(body);
         let mut records = Vec::new();
         let mut record = csv::ByteRecord::new();
+        // Line numbers are counted here from byte offsets: the csv crate's own count lags
+        // behind on CRLF files.
+        let mut lines = LineCounter::default();
         loop {
-            let start = reader.position().clone();
+            let start = first_content_byte(body, reader.position().byte() as usize);
             match reader.read_byte_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {
-                    let end = reader.position().byte() as usize;
-                    let raw = &body[start.byte() as usize..end.min(body.len())];
-                    let raw = String::from_utf8_lossy(raw).trim_end_matches(['\r', '\n']).to_string();
-                    let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
-                    records.push(RawLine { line, raw, fields: record.iter().map(<[u8]>::to_vec).collect() });
+                    let end = (reader.position().byte() as usize).clamp(start, body.len());
+                    let raw = String::from_utf8_lossy(&body[start..end]).trim_end_matches(['\r', '\n']).to_string();
+                    records.push(RawLine { line: lines.line_at(body, start), raw, fields: record.iter().map(<[u8]>::to_vec).collect() });
                 }
-                Err(e) => {
+                Err(_) => {
                     // An unterminated quote runs to end of file: keep what is left as one bad line.
-                    let line = e.position().map(|p| p.line() as usize).unwrap_or(start.line() as usize);
-                    let raw = String::from_utf8_lossy(&body[start.byte() as usize..]).to_string();
-                    records.push(RawLine { line, raw, fields: vec![] });
+                    let raw = String::from_utf8_lossy(&body[start..]).to_string();
+                    records.push(RawLine { line: lines.line_at(body, start), raw, fields: vec![] });
                     break;
                 }
             }
@@ -114,6 +114,30 @@ impl Table {
             return Err(FileError { line: 1, field: missing.to_string(), message, lines: self.lines });
         }
         Ok(self)
+    }
+}
+
+/// Skips the line ends the reader leaves before the next record.
+fn first_content_byte(body: &[u8], mut at: usize) -> usize {
+    while at < body.len() && matches!(body[at], b'\r' | b'\n') {
+        at += 1;
+    }
+    at
+}
+
+/// 1-based line of increasing byte offsets, counted incrementally.
+#[derive(Default)]
+struct LineCounter {
+    offset: usize,
+    newlines: usize,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, body: &[u8], at: usize) -> usize {
+        let at = at.min(body.len());
+        self.newlines += body[self.offset.min(at)..at].iter().filter(|b| **b == b'\n').count();
+        self.offset = at;
+        self.newlines + 1
     }
 }
 
@@ -200,6 +224,12 @@ mod tests {
         assert_eq!(t.lines[0].text(&t, "title").unwrap(), Some("Tee, red"));
         assert_eq!(t.lines[1].quantity(&t, "QTY", false).unwrap(), Some(7));
         assert_eq!(t.lines[1].raw, "B,x,7");
+    }
+
+    #[test]
+    fn line_numbers_count_blank_lines_and_quoted_newlines() {
+        let t = Table::read(b"sku,note\r\nA,\"two\nlines\"\r\n\r\nB,x\r\n", b',').unwrap();
+        assert_eq!(t.lines.iter().map(|l| l.line).collect::<Vec<_>>(), vec![2, 5]);
     }
 
     #[test]

@@ -1,0 +1,67 @@
+//! Integration tests: one binary, a module per area. Fixtures live in tests/fixtures/.
+
+mod bad_input;
+mod demo;
+mod idempotent;
+mod outside_reader;
+
+use std::path::{Path, PathBuf};
+
+use stocktake::config::Pipeline;
+use stocktake::warehouse::{Warehouse, integers, strings};
+
+/// Copies the bad-input corpus into `dir` and returns its pipeline, pointed at `dir` and a
+/// warehouse inside it.
+pub fn corpus_pipeline(dir: &Path) -> Pipeline {
+    let source = Path::new("tests/fixtures/bad");
+    copy_tree(source, dir);
+    let text = std::fs::read_to_string(source.join("pipeline.toml"))
+        .unwrap()
+        .replace("tests/fixtures/bad/", &format!("{}/", dir.display()));
+    let mut pipeline = Pipeline::parse(&text, &dir.join("pipeline.toml")).unwrap();
+    pipeline.warehouse = dir.join("warehouse").display().to_string();
+    pipeline
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The single integer a query returns.
+pub async fn scalar(warehouse: &Warehouse, sql: &str) -> i64 {
+    let batches = stocktake::query::query(warehouse, sql).await.unwrap();
+    let batch = batches.iter().find(|b| b.num_rows() > 0).expect("one row");
+    integers(batch, 0).unwrap()[0].unwrap_or(0)
+}
+
+/// Every row of a query as text, one string per row, in order.
+pub async fn rows(warehouse: &Warehouse, sql: &str) -> Vec<String> {
+    let batches = stocktake::query::query(warehouse, sql).await.unwrap();
+    let mut out = vec![];
+    for b in &batches {
+        let columns: Vec<Vec<Option<String>>> = (0..b.num_columns())
+            .map(|c| {
+                let as_text = arrow::compute::cast(b.column(c), &arrow::datatypes::DataType::Utf8).unwrap();
+                let single = arrow::record_batch::RecordBatch::try_from_iter([("c", as_text)]).unwrap();
+                strings(&single, 0).unwrap()
+            })
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(columns.iter().map(|c| c[r].clone().unwrap_or_else(|| "∅".into())).collect::<Vec<_>>().join("|"));
+        }
+    }
+    out
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_stocktake"))
+}
