@@ -112,9 +112,11 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
             let pipeline = Pipeline::load(&pipeline)?;
             let warehouse = Warehouse::open(&pipeline.warehouse)?;
             let report = ingest::run(&pipeline, &warehouse, &RunOptions { date }).await?;
-            let build = marts::build(&warehouse).await?;
             if !quiet {
                 print!("{}", describe_run(&report));
+            }
+            let build = marts::build(&warehouse).await?;
+            if !quiet {
                 for (name, rows) in &build.rows {
                     println!("built {name}: {rows} rows");
                 }

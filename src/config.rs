@@ -54,8 +54,10 @@ pub struct ReferenceFiles {
     pub bundles: Option<String>,
 }
 
-/// Tolerances for the variance marts (SPEC §5).
-#[derive(Debug, Clone, Deserialize)]
+/// Tolerances and test settings for the marts (SPEC §5). Every one has a default; the
+/// pipeline's values are written to the `thresholds` table, where the SQL models and the
+/// statistics read them.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
     /// A variance is flagged when |delta| > max(flag_pct × |authoritative|, flag_units).
@@ -65,11 +67,57 @@ pub struct Thresholds {
     /// A system matching the authoritative value of one of the previous `lag_days` days is
     /// explained as lag.
     pub lag_days: i64,
+    /// ABC: SKUs whose cumulative usage-value share before them is below this are class A.
+    pub abc_a_share: f64,
+    /// ABC: … below this (and not A) are class B; the rest are C.
+    pub abc_b_share: f64,
+    /// Count tolerance for inventory record accuracy, class A (share of book quantity).
+    pub tolerance_a: f64,
+    /// Count tolerance, class B.
+    pub tolerance_b: f64,
+    /// Count tolerance, class C.
+    pub tolerance_c: f64,
+    /// No drift pattern is claimed on fewer observations than this.
+    pub min_observations: i64,
+    /// Days of history the pattern tests look at (the most recent ones).
+    pub pattern_window_days: i64,
+    /// Significance level of the pattern tests.
+    pub pattern_alpha: f64,
+    /// Persistent: flagged on at least this share of the window's days.
+    pub persistent_share: f64,
+    /// Fixed offset: one non-zero delta makes up at least this share of the non-zero deltas.
+    pub fixed_offset_share: f64,
+    /// Integration lag: shifts of 1..=max_lag_days days are tried.
+    pub max_lag_days: i64,
+    /// Weeks in the trailing window of the variance trend test.
+    pub trend_weeks: i64,
+    /// Significance level of the trend test (worsening / improving vs flat).
+    pub trend_alpha: f64,
+    /// A system whose newest snapshot is older than this many days is stale.
+    pub stale_after_days: i64,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { flag_pct: 0.03, flag_units: 10, lag_days: 3 }
+        Thresholds {
+            flag_pct: 0.03,
+            flag_units: 10,
+            lag_days: 3,
+            abc_a_share: 0.80,
+            abc_b_share: 0.95,
+            tolerance_a: 0.01,
+            tolerance_b: 0.03,
+            tolerance_c: 0.05,
+            min_observations: 10,
+            pattern_window_days: 30,
+            pattern_alpha: 0.01,
+            persistent_share: 0.6,
+            fixed_offset_share: 0.6,
+            max_lag_days: 7,
+            trend_weeks: 8,
+            trend_alpha: 0.05,
+            stale_after_days: 2,
+        }
     }
 }
 
@@ -124,8 +172,9 @@ impl Pipeline {
                 ));
             }
         }
-        if !(0.0..1.0).contains(&self.thresholds.flag_pct) || self.thresholds.lag_days < 0 {
-            return Err(bad("flag_pct", "thresholds out of range".into()));
+        let t = &self.thresholds;
+        if !(0.0..1.0).contains(&t.flag_pct) || t.lag_days < 0 || !(t.abc_a_share < t.abc_b_share && t.abc_b_share <= 1.0) {
+            return Err(bad("[thresholds]", "thresholds out of range (flag_pct in [0, 1), lag_days ≥ 0, abc_a_share < abc_b_share ≤ 1)".into()));
         }
         Ok(())
     }

@@ -608,13 +608,8 @@ async fn write_reference(pipeline: &Pipeline, r: &Reference, warehouse: &Warehou
         .str(pipeline.authority.values().map(|v| Some(v.as_str())))
         .finish()?;
     warehouse.write(&tables::AUTHORITY, vec![batch], Write::All).await?;
-    let t = &pipeline.thresholds;
-    let batch = BatchBuilder::new(&tables::THRESHOLDS)
-        .float(std::iter::once(Some(t.flag_pct)))
-        .int(std::iter::once(Some(t.flag_units)))
-        .int(std::iter::once(Some(t.lag_days)))
-        .finish()?;
-    warehouse.write(&tables::THRESHOLDS, vec![batch], Write::All).await
+    let (spec, batch) = tables::thresholds_batch(&pipeline.thresholds)?;
+    warehouse.write(&spec, vec![batch], Write::All).await
 }
 
 async fn record_run(report: &RunReport, options: &RunOptions, warehouse: &Warehouse) -> Result<()> {

@@ -4,12 +4,14 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod drift;
 pub mod error;
 pub mod ingest;
 pub mod marts;
 pub mod query;
 pub mod reference;
 pub mod sources;
+pub mod stats;
 pub mod storage;
 pub mod tables;
 pub mod warehouse;

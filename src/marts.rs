@@ -2,9 +2,13 @@
 //! views; marts are materialised as Delta tables, in dependency order. Each mart may have a
 //! `<model>.test.sql` beside it: queries that return the rows breaking a rule.
 
+use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
+use futures::future::BoxFuture;
 use tracing::info;
 
+use crate::config::Thresholds;
+use crate::drift;
 use crate::error::{Error, Result};
 use crate::tables;
 use crate::warehouse::{TableSpec, Warehouse, Write, collect};
@@ -12,27 +16,49 @@ use crate::warehouse::{TableSpec, Warehouse, Write, collect};
 pub struct Model {
     pub name: &'static str,
     pub sql: &'static str,
+}
+
+/// How a mart is made: a SQL model, or a statistics function over the session.
+pub enum Recipe {
+    Sql(&'static str),
+    Rust(for<'a> fn(&'a SessionContext, &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
+}
+
+pub struct Mart {
+    pub name: &'static str,
+    pub recipe: Recipe,
+    /// Queries returning the rows that break a rule (`<model>.test.sql`).
     pub tests: Option<&'static str>,
 }
 
 pub const STAGING: &[Model] = &[
-    Model { name: "stg_authority", sql: include_str!("../sql/staging/stg_authority.sql"), tests: None },
-    Model { name: "stg_snapshots", sql: include_str!("../sql/staging/stg_snapshots.sql"), tests: None },
-    Model { name: "stg_transfers", sql: include_str!("../sql/staging/stg_transfers.sql"), tests: None },
+    Model { name: "stg_authority", sql: include_str!("../sql/staging/stg_authority.sql") },
+    Model { name: "stg_snapshots", sql: include_str!("../sql/staging/stg_snapshots.sql") },
+    Model { name: "stg_transfers", sql: include_str!("../sql/staging/stg_transfers.sql") },
+    Model { name: "stg_sales", sql: include_str!("../sql/staging/stg_sales.sql") },
 ];
 
 /// Marts in dependency order.
-pub const MARTS: &[Model] = &[
-    Model {
+pub const MARTS: &[Mart] = &[
+    Mart {
         name: "positions",
-        sql: include_str!("../sql/marts/positions.sql"),
+        recipe: Recipe::Sql(include_str!("../sql/marts/positions.sql")),
         tests: Some(include_str!("../sql/marts/positions.test.sql")),
     },
-    Model {
+    Mart {
         name: "variances",
-        sql: include_str!("../sql/marts/variances.sql"),
+        recipe: Recipe::Sql(include_str!("../sql/marts/variances.sql")),
         tests: Some(include_str!("../sql/marts/variances.test.sql")),
     },
+    Mart { name: "sku_classes", recipe: Recipe::Rust(drift::abc::build), tests: None },
+    Mart { name: "variance_trends", recipe: Recipe::Rust(drift::trends::build), tests: None },
+    Mart { name: "drift_patterns", recipe: Recipe::Rust(drift::patterns::build), tests: None },
+    Mart {
+        name: "exceptions",
+        recipe: Recipe::Sql(include_str!("../sql/marts/exceptions.sql")),
+        tests: Some(include_str!("../sql/marts/exceptions.test.sql")),
+    },
+    Mart { name: "kpi_weekly", recipe: Recipe::Sql(include_str!("../sql/marts/kpi_weekly.sql")), tests: None },
 ];
 
 /// Every table a session over the warehouse can see.
@@ -57,26 +83,26 @@ pub async fn build(warehouse: &Warehouse) -> Result<BuildReport> {
         collect(&ctx, &format!("model {}", model.name), &sql).await?;
     }
     let mut report = BuildReport { rows: vec![], failed_tests: vec![] };
-    for model in MARTS {
-        let batches = collect(&ctx, &format!("model sql/marts/{}.sql", model.name), model.sql).await?;
-        let rows = batches.iter().map(|b| b.num_rows()).sum();
-        let schema = match batches.first() {
-            Some(b) => b.schema(),
-            None => ctx
-                .sql(model.sql)
-                .await
-                .map_err(|e| Error::query(format!("model {}", model.name), e))?
-                .schema()
-                .inner()
-                .clone(),
+    let thresholds = read_thresholds(&ctx).await?;
+    for mart in MARTS {
+        let context = format!("mart {}", mart.name);
+        let batches = match &mart.recipe {
+            Recipe::Sql(sql) => collect(&ctx, &context, sql).await?,
+            Recipe::Rust(build) => build(&ctx, &thresholds).await?,
         };
-        let spec = TableSpec { name: model.name, schema, partition_by: &[] };
+        let rows = batches.iter().map(|b| b.num_rows()).sum();
+        let schema = match (batches.first(), &mart.recipe) {
+            (Some(b), _) => b.schema(),
+            (None, Recipe::Sql(sql)) => ctx.sql(sql).await.map_err(|e| Error::query(&context, e))?.schema().inner().clone(),
+            (None, Recipe::Rust(_)) => return Err(Error::Usage(format!("{context} produced no schema"))),
+        };
+        let spec = TableSpec { name: mart.name, schema, partition_by: &[] };
         warehouse.write(&spec, batches, Write::All).await?;
-        warehouse.register(&ctx, &[model.name]).await?;
-        info!(model = model.name, rows, "mart built");
-        report.rows.push((model.name, rows));
-        if let Some(tests) = model.tests {
-            report.failed_tests.extend(run_tests(&ctx, model.name, tests).await?);
+        warehouse.register(&ctx, &[mart.name]).await?;
+        info!(mart = mart.name, rows, "mart built");
+        report.rows.push((mart.name, rows));
+        if let Some(tests) = mart.tests {
+            report.failed_tests.extend(run_tests(&ctx, mart.name, tests).await?);
         }
     }
     Ok(report)
@@ -91,6 +117,12 @@ async fn run_tests(ctx: &SessionContext, model: &'static str, tests: &str) -> Re
         }
     }
     Ok(failed)
+}
+
+/// The pipeline's thresholds as last written to the warehouse.
+async fn read_thresholds(ctx: &SessionContext) -> Result<Thresholds> {
+    let batches = collect(ctx, "reading thresholds", "select * from thresholds").await?;
+    Ok(batches.iter().find(|b| b.num_rows() > 0).map(tables::thresholds_from).unwrap_or_default())
 }
 
 /// Drops `--` comments, so a model file can open with its documentation.

@@ -110,8 +110,41 @@ pub static BUNDLES: LazyLock<TableSpec> =
 pub static AUTHORITY: LazyLock<TableSpec> =
     LazyLock::new(|| spec("authority", &[], vec![utf8("location_type"), utf8("system")]));
 
-pub static THRESHOLDS: LazyLock<TableSpec> =
-    LazyLock::new(|| spec("thresholds", &[], vec![float("flag_pct"), int("flag_units"), int("lag_days")]));
+/// The pipeline's thresholds as a one-row table: its columns are `Thresholds`' fields.
+pub fn thresholds_batch(t: &crate::config::Thresholds) -> Result<(TableSpec, RecordBatch)> {
+    let serde_json::Value::Object(fields) = serde_json::to_value(t).expect("thresholds serialise") else { unreachable!() };
+    let mut schema = vec![];
+    let mut columns: Vec<ArrayRef> = vec![];
+    for (name, value) in fields {
+        if let Some(i) = value.as_i64() {
+            schema.push(int(&name));
+            columns.push(Arc::new(Int64Array::from(vec![i])));
+        } else {
+            schema.push(float(&name));
+            columns.push(Arc::new(Float64Array::from(vec![value.as_f64()])));
+        }
+    }
+    let spec = spec("thresholds", &[], schema);
+    let batch = RecordBatch::try_new(spec.schema.clone(), columns).map_err(|e| Error::arrow("building thresholds", e))?;
+    Ok((spec, batch))
+}
+
+/// Reads `Thresholds` back from the one-row `thresholds` table; missing columns take defaults.
+pub fn thresholds_from(batch: &RecordBatch) -> crate::config::Thresholds {
+    let mut fields = serde_json::Map::new();
+    for (i, field) in batch.schema().fields().iter().enumerate() {
+        let column = batch.column(i);
+        let value = match column.data_type() {
+            DataType::Int64 => column.as_any().downcast_ref::<Int64Array>().map(|a| serde_json::Value::from(a.value(0))),
+            DataType::Float64 => column.as_any().downcast_ref::<Float64Array>().map(|a| serde_json::Value::from(a.value(0))),
+            _ => None,
+        };
+        if let Some(v) = value {
+            fields.insert(field.name().clone(), v);
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(fields)).unwrap_or_default()
+}
 
 /// Column-at-a-time batch building: each call appends one column, in schema order.
 pub struct BatchBuilder {

@@ -157,3 +157,11 @@ pub fn integers(batch: &RecordBatch, column: usize) -> Result<Vec<Option<i64>>> 
     let array = array.as_any().downcast_ref::<arrow::array::Int64Array>().expect("cast to Int64");
     Ok(array.iter().collect())
 }
+
+/// A column as floats.
+pub fn floats(batch: &RecordBatch, column: usize) -> Result<Vec<Option<f64>>> {
+    let array = arrow::compute::cast(batch.column(column), &arrow::datatypes::DataType::Float64)
+        .map_err(|e| Error::arrow("reading a number column", e))?;
+    let array = array.as_any().downcast_ref::<arrow::array::Float64Array>().expect("cast to Float64");
+    Ok(array.iter().collect())
+}

@@ -17,38 +17,40 @@ transfers as (
 ),
 
 authoritative as (
-    select
-        s.*,
-        a.region,
-        a.location_type,
-        a.authoritative_system
+    select s.*
     from snapshots s
     join authority a
         on a.location_id = s.location_id and a.authoritative_system = s.system
 ),
 
+days as (
+    select distinct snapshot_date, day_number from snapshots
+),
+
+-- Units on the road to each location at the end of each day. A position exists where the
+-- authoritative system reports the SKU or units are on their way to it, so transfers stay
+-- counted even on a day the destination's snapshot line was quarantined.
 in_transit as (
     select
-        p.snapshot_date,
-        p.sku,
-        p.location_id,
+        d.snapshot_date,
+        t.sku,
+        t.location_id,
         sum(t.units) as units
-    from authoritative p
+    from days d
     join transfers t
-        on t.sku = p.sku and t.location_id = p.location_id
-    where t.shipped_day <= p.day_number
-      and (t.received_day is null or t.received_day > p.day_number)
-    group by p.snapshot_date, p.sku, p.location_id
+        on t.shipped_day <= d.day_number
+       and (t.received_day is null or t.received_day > d.day_number)
+    group by d.snapshot_date, t.sku, t.location_id
 ),
 
 final as (
     select
-        a.snapshot_date,
-        a.sku,
-        a.location_id,
-        a.region,
-        a.location_type,
-        a.authoritative_system,
+        coalesce(a.snapshot_date, t.snapshot_date) as snapshot_date,
+        coalesce(a.sku, t.sku) as sku,
+        coalesce(a.location_id, t.location_id) as location_id,
+        l.region,
+        l.location_type,
+        l.authoritative_system,
         a.on_hand,
         a.available,
         a.committed,
@@ -60,8 +62,10 @@ final as (
         a.unit_cost,
         a.on_hand * a.unit_cost as on_hand_value
     from authoritative a
-    left join in_transit t
+    full outer join in_transit t
         on t.snapshot_date = a.snapshot_date and t.sku = a.sku and t.location_id = a.location_id
+    join authority l
+        on l.location_id = coalesce(a.location_id, t.location_id)
 )
 
 select * from final

@@ -5,9 +5,12 @@
 -- exporting only available quantities is compared on those). `bucket` says which.
 -- Flagged (SPEC §5): |delta| > max(flag_pct × |authoritative_qty|, flag_units).
 -- Explained (temporal, not an error), first match wins:
---   in_transit  |delta| is covered by units on their way to this location;
---   receiving   |delta| is covered by units the authoritative system has inbound;
---   lag         the system equals the authoritative value of one of the previous lag_days days.
+--   in_transit  the system is ahead by no more than the units on their way to this location
+--               (plus the tolerance): it already counts a transfer that has not arrived;
+--   receiving   the system is ahead by no more than the units the authoritative system has
+--               inbound (plus the tolerance): it counts stock still being received;
+--   lag         the system equals the authoritative value of one of the previous lag_days days
+--               (lag_days then says how many days behind it is).
 with snapshots as (
     select * from stg_snapshots
 ),
@@ -48,6 +51,7 @@ measured as (
         case when c.authoritative_qty <> 0
              then cast(c.system_qty - c.authoritative_qty as double) / abs(cast(c.authoritative_qty as double))
         end as pct_delta,
+        greatest(t.flag_pct * abs(c.authoritative_qty), t.flag_units) as tolerance,
         abs(c.system_qty - c.authoritative_qty) > greatest(t.flag_pct * abs(c.authoritative_qty), t.flag_units) as flagged,
         t.lag_days
     from compared c
@@ -56,7 +60,7 @@ measured as (
 ),
 
 lagged as (
-    select distinct m.snapshot_date, m.sku, m.location_id, m.system
+    select m.snapshot_date, m.sku, m.location_id, m.system, min(m.day_number - p.day_number) as lag_days
     from measured m
     join positions p
         on p.sku = m.sku and p.location_id = m.location_id
@@ -64,6 +68,7 @@ lagged as (
       and p.day_number < m.day_number
       and p.day_number >= m.day_number - m.lag_days
       and (case when m.bucket = 'on_hand' then p.on_hand else p.available end) = m.system_qty
+    group by m.snapshot_date, m.sku, m.location_id, m.system
 ),
 
 final as (
@@ -82,10 +87,11 @@ final as (
         m.flagged,
         case
             when m.delta = 0 then null
-            when m.in_transit > 0 and abs(m.delta) <= m.in_transit then 'in_transit'
-            when m.authoritative_inbound > 0 and abs(m.delta) <= m.authoritative_inbound then 'receiving'
+            when m.in_transit > 0 and m.delta > 0 and m.delta <= m.in_transit + m.tolerance then 'in_transit'
+            when m.authoritative_inbound > 0 and m.delta > 0 and m.delta <= m.authoritative_inbound + m.tolerance then 'receiving'
             when l.sku is not null then 'lag'
         end as explained_by,
+        l.lag_days,
         m.delta * m.unit_cost as value_delta
     from measured m
     left join lagged l

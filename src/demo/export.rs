@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use super::faults::{Fault, FaultKind};
-use super::simulate::{History, noise};
+use super::simulate::{self, History, noise};
 use super::world::{DC, LOCATIONS, LocationType, World};
 use crate::error::{Error, Result};
 
@@ -48,8 +48,9 @@ impl<'a> Views<'a> {
         self.history.truth[d][l][i].physical() + self.offset(system, l, i, d)
     }
 
-    /// A system's on-hand for a SKU-location-day.
-    pub fn on_hand(&self, system: &'static str, l: usize, i: usize, d: usize) -> i64 {
+    /// What a system shows before counting noise: the authoritative number (late, for a
+    /// lagging integration), its faults, and the temporal effects of its integration.
+    fn shown(&self, system: &'static str, l: usize, i: usize, d: usize) -> i64 {
         if system == authority(LOCATIONS[l].kind) {
             return self.authoritative(l, i, d);
         }
@@ -68,14 +69,27 @@ impl<'a> Views<'a> {
         if system == "planning" && LOCATIONS[l].kind == LocationType::Fba {
             v += truth.inbound_receiving;
         }
-        (v + noise(self.seed, system, l, i, d)).max(0)
+        v
+    }
+
+    /// A system's on-hand for a SKU-location-day, as exported.
+    pub fn on_hand(&self, system: &'static str, l: usize, i: usize, d: usize) -> i64 {
+        if system == authority(LOCATIONS[l].kind) {
+            return self.authoritative(l, i, d);
+        }
+        (self.shown(system, l, i, d) + noise(self.seed, system, l, i, d)).max(0)
+    }
+
+    /// The delta the pipeline will see for a fault's SKU-location-system, without noise.
+    pub fn fault_delta(&self, f: &Fault, d: usize) -> i64 {
+        self.shown(f.system, f.location, f.product, d).max(0) - self.authoritative(f.location, f.product, d)
     }
 }
 
 pub fn write_all(dir: &Path, world: &World, history: &History, seed: u64) -> Result<usize> {
     let views = Views::new(world, history, seed);
     write_reference(dir, world)?;
-    write_ground_truth(dir, world, history)?;
+    write_ground_truth(dir, world, history, &views)?;
     let landing = dir.join("landing");
     let mut files = 0;
     for d in 0..history.days {
@@ -332,14 +346,90 @@ fn write_reference(dir: &Path, world: &World) -> Result<()> {
     finish(w, &path).map(|_| ())
 }
 
-fn write_ground_truth(dir: &Path, world: &World, h: &History) -> Result<()> {
+/// Window and tolerances the expectations are judged with: the pipeline defaults.
+const WINDOW: usize = 30;
+
+/// Which drift patterns a fault should show, judged from its own effect on the system
+/// (no noise): a pattern is expected only where the fault's delta is large and long enough
+/// to be visible under the default tolerances.
+pub fn expected_patterns(views: &Views, f: &Fault, days: usize) -> String {
+    let delta = |d: usize| views.fault_delta(f, d);
+    let authoritative = |d: usize| views.authoritative(f.location, f.product, d);
+    // Beyond tolerance, and not explained as lag (the system showing what the authoritative
+    // system showed one to three days before).
+    let tolerance = |d: usize| (0.03 * authoritative(d).abs() as f64).max(10.0);
+    // Explained as the pipeline explains it: in transit or receiving (ahead by no more than
+    // the units on their way, plus the tolerance), or lag (showing what the authoritative
+    // system showed one to three days before).
+    let explained = |d: usize| {
+        let truth = &views.history.truth[d][f.location][f.product];
+        let inbound = match LOCATIONS[f.location].kind {
+            LocationType::Fba => truth.inbound_working + truth.inbound_shipped + truth.inbound_receiving,
+            LocationType::Warehouse => truth.on_order,
+            _ => 0,
+        };
+        let ahead_by = |units: i64| units > 0 && delta(d) > 0 && delta(d) as f64 <= units as f64 + tolerance(d);
+        let shown = authoritative(d) + delta(d);
+        ahead_by(truth.in_transit_in) || ahead_by(inbound) || (1..=3).any(|k| d >= k && authoritative(d - k) == shown)
+    };
+    let beyond = |d: usize| (delta(d).abs() as f64) > tolerance(d) && !explained(d);
+    let window = days.saturating_sub(WINDOW)..days;
+    let nonzero = window.clone().filter(|&d| delta(d) != 0 && !explained(d)).count();
+    let flagged = window.clone().filter(|&d| beyond(d)).count();
+    let sum: i64 = window.clone().map(delta).sum();
+    // The same real delta again and again (the detector prefers this to same-direction).
+    let mut tally: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    for d in window.clone().filter(|&d| delta(d) != 0 && !explained(d)) {
+        *tally.entry(delta(d)).or_default() += 1;
+    }
+    let constant = tally.values().max().copied().unwrap_or(0) as f64;
+    let (nonzero, flagged, window_days) = (nonzero as f64, flagged as f64, WINDOW as f64);
+    // Counting noise moves a fault sitting right at a definition's edge to either side of it:
+    // such an expectation is marked optional (`?`) and counts neither way.
+    let mut expected: Vec<String> = vec![];
+    let mut expect = |pattern: &str, clear: bool, edge: bool| {
+        if clear {
+            expected.push(pattern.to_string());
+        } else if edge {
+            expected.push(format!("{pattern}?"));
+        }
+    };
+    let direction = if sum >= 0 { "same_direction_over" } else { "same_direction_under" };
+    match f.kind {
+        FaultKind::OfflineUnrecorded { .. } => expect("count_variance", true, false),
+        FaultKind::MonthEnd { .. } => {
+            let at_month_end = (0..days).filter(|&d| simulate::is_month_end(views.history.date(d)) && beyond(d)).count();
+            expect("month_end", at_month_end >= 4, at_month_end == 3);
+        }
+        FaultKind::Lag { .. } => {
+            let moves = (1..days).filter(|&d| authoritative(d) != authoritative(d - 1)).count() as f64;
+            expect("integration_lag", moves >= 0.25 * days as f64, moves >= 0.15 * days as f64);
+        }
+        // Stock that runs out floors a system's number at zero: a fixed edit then drifts, and a
+        // growing drift can stop growing. What is expected follows what the delta does.
+        _ => {
+            let fixed = constant >= 0.6 * window_days && constant >= 0.7 * nonzero;
+            let maybe_fixed = constant >= 0.4 * window_days && constant >= 0.5 * nonzero;
+            expect("fixed_offset", fixed, maybe_fixed);
+            let directional = nonzero >= 12.0 && flagged >= 4.0;
+            let maybe_directional = nonzero >= 8.0 && flagged >= 2.0;
+            expect(direction, directional && !maybe_fixed, maybe_directional && !fixed);
+        }
+    }
+    if !matches!(f.kind, FaultKind::MonthEnd { .. } | FaultKind::OfflineUnrecorded { .. }) {
+        expect("persistent", flagged >= 0.7 * window_days, flagged >= 0.5 * window_days);
+    }
+    expected.join(";")
+}
+
+fn write_ground_truth(dir: &Path, world: &World, h: &History, views: &Views) -> Result<()> {
     let path = dir.join("ground_truth.csv");
     let mut w = writer(&path, b',', false, false)?;
     row(&mut w, &path, &["fault_id", "error_source", "layer", "system", "location_id", "sku", "start_date", "expected_patterns", "description", "final_offset", "max_abs_offset"].map(s))?;
     for f in &h.faults {
         row(&mut w, &path, &[
             f.id.clone(), s(f.error_source()), s(f.layer()), s(f.system), s(LOCATIONS[f.location].id), world.products[f.product].sku.clone(),
-            s(h.date(f.start)), s(f.expected_patterns()), f.describe(world), s(f.offset.last().copied().unwrap_or(0)),
+            s(h.date(f.start)), expected_patterns(views, f, h.days), f.describe(world), s(f.offset.last().copied().unwrap_or(0)),
             s(f.offset.iter().map(|o| o.abs()).max().unwrap_or(0)),
         ])?;
     }

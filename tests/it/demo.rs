@@ -3,12 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use stocktake::demo::{DemoOptions, generate};
-use stocktake::warehouse::Warehouse;
 
-use crate::{binary, rows, scalar};
+use crate::{rows, scalar};
 
 fn options(dir: &Path, seed: u64, days: u32) -> DemoOptions {
     DemoOptions {
@@ -74,10 +72,7 @@ fn exports_are_in_each_systems_real_format() {
 
 #[test]
 fn demo_builds_a_merchant_with_every_ingredient_and_accounts_for_every_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(binary()).args(["demo", "--days", "40"]).current_dir(dir.path()).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (dir, stdout) = crate::shared_demo();
     for system in ["pos", "shopify", "erp", "wms", "seller_central", "planning", "counts"] {
         assert!(stdout.contains(system), "summary lacks {system}: {stdout}");
     }
@@ -85,7 +80,7 @@ fn demo_builds_a_merchant_with_every_ingredient_and_accounts_for_every_row() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let warehouse = Warehouse::open(&dir.path().join("warehouse").display().to_string()).unwrap();
+        let warehouse = crate::shared_warehouse();
         let n = |sql: &'static str| scalar(&warehouse, sql);
         assert!(n("select count(*) from skus").await >= 300);
         assert!(n("select count(*) from skus where is_bundle").await >= 5);
@@ -126,7 +121,7 @@ fn demo_builds_a_merchant_with_every_ingredient_and_accounts_for_every_row() {
     });
 
     // The ground truth lists every one of the SPEC's seven error sources.
-    let truth = std::fs::read_to_string(dir.path().join("stocktake-demo/ground_truth.csv")).unwrap();
+    let truth = std::fs::read_to_string(dir.join("stocktake-demo/ground_truth.csv")).unwrap();
     let sources: BTreeSet<&str> = truth.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
     for source in [
         "sale_not_propagated", "restock_not_entered", "return_before_inspection", "variant_wrong_level",

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod demo;
+mod drift;
 mod idempotent;
 mod outside_reader;
 
@@ -64,4 +65,21 @@ pub async fn rows(warehouse: &Warehouse, sql: &str) -> Vec<String> {
 
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_stocktake"))
+}
+
+/// The default demo (seed 42, 120 days), run once through the command line and shared by
+/// every test that reads it: the folder it ran in, and what it printed.
+pub fn shared_demo() -> &'static (PathBuf, String) {
+    static DEMO: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
+    DEMO.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let out = std::process::Command::new(binary()).arg("demo").current_dir(&dir).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        (dir, stdout)
+    })
+}
+
+pub fn shared_warehouse() -> Warehouse {
+    Warehouse::open(&shared_demo().0.join("warehouse").display().to_string()).unwrap()
 }

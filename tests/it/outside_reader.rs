@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use stocktake::marts;
-use stocktake::warehouse::Warehouse;
 
-use crate::{binary, scalar};
+use crate::scalar;
 
 const READER: &str = r#"
 import json, os, sys
@@ -20,11 +19,8 @@ os._exit(0)  # deltalake's runtime can abort at interpreter teardown; the answer
 
 #[tokio::test]
 async fn python_deltalake_reads_every_table_with_the_same_row_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let status = Command::new(binary()).args(["--quiet", "demo", "--days", "20"]).current_dir(dir.path()).status().unwrap();
-    assert!(status.success());
-    let root = dir.path().join("warehouse");
-    let warehouse = Warehouse::open(&root.display().to_string()).unwrap();
+    let root = crate::shared_demo().0.join("warehouse");
+    let warehouse = crate::shared_warehouse();
 
     let names = marts::all_tables();
     let out = Command::new("python3").args(["-c", READER, &root.display().to_string(), &names.join(",")]).output().unwrap();

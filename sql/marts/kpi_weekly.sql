@@ -1,0 +1,193 @@
+-- kpi_weekly: the weekly KPIs, for everything and per ABC class, location, region and system.
+-- Each KPI is defined once, here, as a metric in `facts`; the final select only aggregates.
+--
+--   inventory_record_accuracy   share of counted SKU-locations whose |counted − book| is within
+--                               the class tolerance × |book| (A 1 %, B 3 %, C 5 %). Every count
+--                               is judged on its own: over and under never net out.
+--   count_variance_rate         share of counts that differ from the book at all
+--   oversell_incidents          snapshot rows of a system showing negative available
+--   open_exceptions             exceptions open at the end of the week
+--   median_days_to_close        median days_open of exceptions closed during the week
+--   publish_lag_days            mean days behind, over variances explained as lag
+--   variance_value              Σ |delta × unit cost| of real (unexplained, flagged) variances
+--   real_variances              flagged variances not explained by transit, receiving or lag
+--   explained_variances         flagged variances explained by transit, receiving or lag
+--   unreasoned_adjustment_share share of adjustments booked without a reason code
+--   returns_to_sellable_days    mean days from a return's arrival to its restock
+--   stale_systems               systems whose newest snapshot (at a location) is older than
+--                               `stale_after_days` at the end of the week
+-- Segments: count-based KPIs have no system; stale_systems has no ABC class.
+with classes as (
+    select sku, abc_class from sku_classes
+),
+
+locations as (
+    select location_id, region from locations
+),
+
+thresholds as (
+    select * from thresholds
+),
+
+weeks as (
+    select distinct arrow_cast(date_trunc('week', snapshot_date), 'Date32') as week from variances
+),
+
+count_facts as (
+    select
+        arrow_cast(date_trunc('week', c.count_date), 'Date32') as week,
+        coalesce(k.abc_class, 'C') as abc_class,
+        c.location_id,
+        l.region,
+        case when abs(c.counted_qty - c.book_qty)
+                  <= case coalesce(k.abc_class, 'C') when 'A' then t.tolerance_a when 'B' then t.tolerance_b else t.tolerance_c end
+                     * abs(c.book_qty)
+             then 1.0 else 0.0 end as within,
+        case when c.counted_qty <> c.book_qty then 1.0 else 0.0 end as differs
+    from counts c
+    left join classes k on k.sku = c.sku
+    left join locations l on l.location_id = c.location_id
+    cross join thresholds t
+    where c.book_qty is not null
+),
+
+variance_facts as (
+    select
+        arrow_cast(date_trunc('week', v.snapshot_date), 'Date32') as week,
+        coalesce(k.abc_class, 'C') as abc_class,
+        v.location_id,
+        v.region,
+        v.system,
+        v.flagged and v.explained_by is null as real_variance,
+        v.flagged and v.explained_by is not null as explained_variance,
+        v.explained_by,
+        v.lag_days,
+        v.value_delta
+    from variances v
+    left join classes k on k.sku = v.sku
+),
+
+exception_facts as (
+    select
+        w.week,
+        coalesce(k.abc_class, 'C') as abc_class,
+        e.location_id,
+        l.region,
+        e.system,
+        arrow_cast(e.opened_on, 'Int32') <= arrow_cast(w.week, 'Int32') + 6
+          and (e.closed_on is null or arrow_cast(e.closed_on, 'Int32') > arrow_cast(w.week, 'Int32') + 6) as open_at_end,
+        e.closed_on is not null
+          and arrow_cast(date_trunc('week', e.closed_on), 'Date32') = w.week as closed_this_week,
+        e.days_open
+    from exceptions e
+    cross join weeks w
+    left join classes k on k.sku = e.sku
+    left join locations l on l.location_id = e.location_id
+),
+
+returns as (
+    select r.location_id, r.sku, r.system,
+           arrow_cast(date_trunc('week', s.event_at), 'Date32') as week,
+           arrow_cast(arrow_cast(s.event_at, 'Date32'), 'Int32') - arrow_cast(arrow_cast(r.event_at, 'Date32'), 'Int32') as days
+    from movements r
+    join movements s
+        on s.reference = r.reference and s.sku = r.sku and s.location_id = r.location_id and s.kind = 'return_restock'
+    where r.kind = 'return'
+),
+
+latest_snapshot as (
+    select w.week, s.system, s.location_id, max(arrow_cast(s.snapshot_date, 'Int32')) as newest_day
+    from (select distinct system, location_id, snapshot_date from snapshots) s
+    join weeks w on arrow_cast(s.snapshot_date, 'Int32') <= arrow_cast(w.week, 'Int32') + 6
+    group by w.week, s.system, s.location_id
+),
+
+facts as (
+    select week, abc_class, location_id, region, cast(null as varchar) as system, 'ira' as metric, within as num, 1.0 as den
+    from count_facts
+    union all
+    select week, abc_class, location_id, region, cast(null as varchar), 'count_variance', differs, 1.0
+    from count_facts
+    union all
+    select arrow_cast(date_trunc('week', s.snapshot_date), 'Date32'), coalesce(k.abc_class, 'C'), s.location_id, l.region, s.system,
+           'oversell', case when s.available < 0 then 1.0 else 0.0 end, 1.0
+    from stg_snapshots s
+    left join classes k on k.sku = s.sku
+    left join locations l on l.location_id = s.location_id
+    union all
+    select week, abc_class, location_id, region, system, 'real_variance', case when real_variance then 1.0 else 0.0 end, 1.0
+    from variance_facts
+    union all
+    select week, abc_class, location_id, region, system, 'explained_variance', case when explained_variance then 1.0 else 0.0 end, 1.0
+    from variance_facts
+    union all
+    select week, abc_class, location_id, region, system, 'variance_value', abs(value_delta), 1.0
+    from variance_facts where real_variance
+    union all
+    select week, abc_class, location_id, region, system, 'publish_lag', cast(lag_days as double), 1.0
+    from variance_facts where explained_by = 'lag'
+    union all
+    select week, abc_class, location_id, region, system, 'open_exceptions', 1.0, 1.0
+    from exception_facts where open_at_end
+    union all
+    select week, abc_class, location_id, region, system, 'days_to_close', cast(days_open as double), 1.0
+    from exception_facts where closed_this_week
+    union all
+    select arrow_cast(date_trunc('week', m.event_at), 'Date32'), coalesce(k.abc_class, 'C'), m.location_id, l.region, m.system,
+           'unreasoned_adjustment', case when coalesce(m.reason_code, '') = '' then 1.0 else 0.0 end, 1.0
+    from movements m
+    left join classes k on k.sku = m.sku
+    left join locations l on l.location_id = m.location_id
+    where m.kind = 'adjustment'
+    union all
+    select r.week, coalesce(k.abc_class, 'C'), r.location_id, l.region, r.system, 'returns_to_sellable', cast(r.days as double), 1.0
+    from returns r
+    left join classes k on k.sku = r.sku
+    left join locations l on l.location_id = r.location_id
+    union all
+    select s.week, cast(null as varchar), s.location_id, l.region, s.system, 'stale',
+           case when arrow_cast(s.week, 'Int32') + 6 - s.newest_day > t.stale_after_days then 1.0 else 0.0 end, 1.0
+    from latest_snapshot s
+    cross join thresholds t
+    left join locations l on l.location_id = s.location_id
+),
+
+aggregated as (
+    select
+        week,
+        case
+            when grouping(abc_class) = 0 then 'abc_class'
+            when grouping(location_id) = 0 then 'location'
+            when grouping(region) = 0 then 'region'
+            when grouping(system) = 0 then 'system'
+            else 'all'
+        end as segment_type,
+        case
+            when grouping(abc_class) = 0 then abc_class
+            when grouping(location_id) = 0 then location_id
+            when grouping(region) = 0 then region
+            when grouping(system) = 0 then system
+            else 'all'
+        end as segment,
+        sum(case when metric = 'ira' then num end) / sum(case when metric = 'ira' then den end) as inventory_record_accuracy,
+        sum(case when metric = 'count_variance' then num end) / sum(case when metric = 'count_variance' then den end) as count_variance_rate,
+        arrow_cast(sum(case when metric = 'oversell' then num else 0 end), 'Int64') as oversell_incidents,
+        arrow_cast(sum(case when metric = 'open_exceptions' then num else 0 end), 'Int64') as open_exceptions,
+        median(case when metric = 'days_to_close' then num end) as median_days_to_close,
+        avg(case when metric = 'publish_lag' then num end) as publish_lag_days,
+        sum(case when metric = 'variance_value' then num else 0 end) as variance_value,
+        arrow_cast(sum(case when metric = 'real_variance' then num else 0 end), 'Int64') as real_variances,
+        arrow_cast(sum(case when metric = 'explained_variance' then num else 0 end), 'Int64') as explained_variances,
+        sum(case when metric = 'unreasoned_adjustment' then num end) / sum(case when metric = 'unreasoned_adjustment' then den end) as unreasoned_adjustment_share,
+        avg(case when metric = 'returns_to_sellable' then num end) as returns_to_sellable_days,
+        count(distinct case when metric = 'stale' and num > 0 then system end) as stale_systems
+    from facts
+    group by grouping sets ((week), (week, abc_class), (week, location_id), (week, region), (week, system))
+),
+
+final as (
+    select * from aggregated where segment is not null
+)
+
+select * from final
+order by week, segment_type, segment

@@ -1,0 +1,624 @@
+//! `drift_patterns`: tests on each SKU-location-system series of variances.
+//!
+//! Only real variances count (temporal ones — in transit, receiving, short lag — are
+//! excluded), and nothing is claimed on fewer than `min_observations` observations.
+//!
+//! - same_direction_over / _under: two-sided sign test on the non-zero deltas of the window;
+//!   at least three of them flagged.
+//! - month_end: flagged days concentrated in the last three days of the month, binomial test
+//!   against the share of observed days that are month-end days.
+//! - persistent: flagged on at least `persistent_share` of the window's days, binomial test
+//!   against the system's overall flagged rate.
+//! - fixed_offset: one non-zero delta makes up `fixed_offset_share` of the non-zero deltas
+//!   and shows on at least half the window's days.
+//! - integration_lag: the system equals the authoritative series shifted by k days far more
+//!   often than unshifted.
+//!
+//! The more specific explanation wins: a series with an integration lag is not also reported
+//! as a fixed offset, and neither is also reported as same-direction drift.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Date32Array, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use chrono::Datelike;
+use datafusion::prelude::SessionContext;
+use futures::future::BoxFuture;
+
+use super::{Columns, date_from_days};
+use crate::config::Thresholds;
+use crate::error::{Error, Result};
+use crate::stats;
+use crate::warehouse::collect;
+
+/// One day of one series.
+#[derive(Debug, Clone, Copy)]
+pub struct Point {
+    pub day: i64,
+    pub system_qty: i64,
+    pub authoritative_qty: i64,
+    pub delta: i64,
+    pub flagged: bool,
+    pub explained: bool,
+    /// Units on their way to this location (some systems already count them).
+    pub in_transit: i64,
+}
+
+impl Point {
+    fn real_flag(&self) -> bool {
+        self.flagged && !self.explained
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub pattern: &'static str,
+    pub n_obs: i64,
+    pub statistic: f64,
+    pub p_value: f64,
+    pub effect: f64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// Per-system base rates the tests compare against.
+#[derive(Debug, Clone, Copy)]
+pub struct BaseRates {
+    /// Share of observations flagged and not explained.
+    pub flagged: f64,
+    /// Share of observations with a non-zero real delta.
+    pub nonzero: f64,
+}
+
+pub fn is_month_end(day: i64) -> bool {
+    let date = date_from_days(day);
+    (date + chrono::Days::new(3)).month() != date.month()
+}
+
+/// Runs every test on one series (points ordered by day).
+pub fn detect(points: &[Point], base: BaseRates, t: &Thresholds) -> Vec<Detection> {
+    let min_obs = t.min_observations.max(1) as usize;
+    if points.len() < min_obs {
+        return vec![];
+    }
+    let last_day = points.last().expect("non-empty").day;
+    let window: Vec<&Point> = points.iter().filter(|p| p.day > last_day - t.pattern_window_days).collect();
+    let mut found = vec![];
+
+    // A lagging copy of a steadily moving number is also a constant offset: the lag explains it.
+    let lag = integration_lag(points, min_obs, t);
+    let fixed = if lag.is_none() { fixed_offset(&window, min_obs, base, t) } else { None };
+    if lag.is_none() && fixed.is_none() {
+        found.extend(same_direction(&window, min_obs, t));
+    }
+    found.extend(lag);
+    found.extend(fixed);
+    found.extend(month_end(points, min_obs, t));
+    found.extend(persistent(&window, min_obs, base, t));
+    found
+}
+
+fn same_direction(window: &[&Point], min_obs: usize, t: &Thresholds) -> Option<Detection> {
+    let nonzero: Vec<&&Point> = window.iter().filter(|p| !p.explained && p.delta != 0).collect();
+    let n = nonzero.len();
+    if n < min_obs || nonzero.iter().filter(|p| p.real_flag()).count() < 3 {
+        return None;
+    }
+    let positives = nonzero.iter().filter(|p| p.delta > 0).count();
+    let p_value = stats::sign_test(positives as u64, n as u64);
+    if p_value >= t.pattern_alpha {
+        return None;
+    }
+    Some(Detection {
+        pattern: if positives * 2 > n { "same_direction_over" } else { "same_direction_under" },
+        n_obs: n as i64,
+        statistic: positives as f64 / n as f64,
+        p_value,
+        effect: nonzero.iter().map(|p| p.delta as f64).sum::<f64>() / n as f64,
+        first_seen: nonzero[0].day,
+        last_seen: nonzero[n - 1].day,
+    })
+}
+
+fn month_end(points: &[Point], min_obs: usize, t: &Thresholds) -> Option<Detection> {
+    let month_end_days = points.iter().filter(|p| is_month_end(p.day)).count();
+    let flagged: Vec<&Point> = points.iter().filter(|p| p.real_flag()).collect();
+    let at_month_end: Vec<&&Point> = flagged.iter().filter(|p| is_month_end(p.day)).collect();
+    if points.len() < min_obs || at_month_end.len() < 3 || month_end_days == 0 {
+        return None;
+    }
+    let p0 = month_end_days as f64 / points.len() as f64;
+    let p_value = stats::binomial_upper_tail(at_month_end.len() as u64, flagged.len() as u64, p0);
+    if p_value >= t.pattern_alpha {
+        return None;
+    }
+    Some(Detection {
+        pattern: "month_end",
+        n_obs: points.len() as i64,
+        statistic: at_month_end.len() as f64 / flagged.len() as f64,
+        p_value,
+        effect: at_month_end.iter().map(|p| p.delta as f64).sum::<f64>() / at_month_end.len() as f64,
+        first_seen: at_month_end[0].day,
+        last_seen: at_month_end[at_month_end.len() - 1].day,
+    })
+}
+
+fn persistent(window: &[&Point], min_obs: usize, base: BaseRates, t: &Thresholds) -> Option<Detection> {
+    let n = window.len();
+    let flagged: Vec<&&Point> = window.iter().filter(|p| p.real_flag()).collect();
+    if n < min_obs || (flagged.len() as f64) < t.persistent_share * n as f64 {
+        return None;
+    }
+    let p_value = stats::binomial_upper_tail(flagged.len() as u64, n as u64, base.flagged.clamp(0.001, 0.999));
+    if p_value >= t.pattern_alpha {
+        return None;
+    }
+    Some(Detection {
+        pattern: "persistent",
+        n_obs: n as i64,
+        statistic: flagged.len() as f64 / n as f64,
+        p_value,
+        effect: flagged.iter().map(|p| p.delta as f64).sum::<f64>() / flagged.len() as f64,
+        first_seen: flagged[0].day,
+        last_seen: flagged[flagged.len() - 1].day,
+    })
+}
+
+fn fixed_offset(window: &[&Point], min_obs: usize, base: BaseRates, t: &Thresholds) -> Option<Detection> {
+    let nonzero: Vec<&&Point> = window.iter().filter(|p| !p.explained && p.delta != 0).collect();
+    let mut tally: HashMap<i64, usize> = HashMap::new();
+    for p in &nonzero {
+        *tally.entry(p.delta).or_default() += 1;
+    }
+    let (&offset, &count) = tally.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.abs().cmp(&a.0.abs())))?;
+    if count < min_obs || (count as f64) < t.fixed_offset_share * nonzero.len() as f64 || count * 2 < window.len() {
+        return None;
+    }
+    // Against chance: a day shows any real non-zero delta at the system's base rate, so this
+    // exact value at most that often.
+    let p_value = stats::binomial_upper_tail(count as u64, window.len() as u64, base.nonzero.clamp(0.001, 0.999));
+    if p_value >= t.pattern_alpha {
+        return None;
+    }
+    let days: Vec<i64> = nonzero.iter().filter(|p| p.delta == offset).map(|p| p.day).collect();
+    Some(Detection {
+        pattern: "fixed_offset",
+        n_obs: window.len() as i64,
+        statistic: count as f64 / nonzero.len() as f64,
+        p_value,
+        effect: offset as f64,
+        first_seen: days[0],
+        last_seen: days[days.len() - 1],
+    })
+}
+
+fn integration_lag(points: &[Point], min_obs: usize, t: &Thresholds) -> Option<Detection> {
+    let first = points[0].day;
+    let span = (points[points.len() - 1].day - first + 1) as usize;
+    let mut system = vec![None; span];
+    let mut reference = vec![None; span];
+    for p in points {
+        system[(p.day - first) as usize] = Some(p.system_qty);
+        reference[(p.day - first) as usize] = Some(p.authoritative_qty);
+    }
+    // A lag is only visible where the authoritative number moves.
+    let moves = reference.windows(2).filter(|w| matches!(w, [Some(a), Some(b)] if a != b)).count();
+    if (moves as f64) < 0.2 * span as f64 {
+        return None;
+    }
+    let m = stats::best_lag(&system, &reference, t.max_lag_days.max(1) as usize, min_obs)?;
+    if m.share < 0.7 || m.share - m.share_at_zero < 0.3 {
+        return None;
+    }
+    let days = (m.lag..span).filter(|&d| system[d].is_some() && reference[d - m.lag].is_some()).count();
+    let matches = (m.share * days as f64).round() as u64;
+    let p_value = stats::binomial_upper_tail(matches, days as u64, m.share_at_zero.max(0.05));
+    if p_value >= t.pattern_alpha {
+        return None;
+    }
+    Some(Detection {
+        pattern: "integration_lag",
+        n_obs: days as i64,
+        statistic: m.share,
+        p_value,
+        effect: m.lag as f64,
+        first_seen: first,
+        last_seen: points[points.len() - 1].day,
+    })
+}
+
+/// Ledger quantities per SKU-location and day, for naming the likely cause: the cause is the
+/// ledger stream whose daily quantities move with the drift (correlation of daily changes,
+/// so the unknown share of events a system misses does not matter).
+#[derive(Default)]
+pub struct Ledger {
+    /// Units sold, kits excluded.
+    pub sales: HashMap<(String, String), HashMap<i64, f64>>,
+    /// Component units sold inside kits.
+    pub kit_sales: HashMap<(String, String), HashMap<i64, f64>>,
+    /// Returns received minus returns restocked: units waiting for inspection.
+    pub returns: HashMap<(String, String), HashMap<i64, f64>>,
+    /// Units received (purchase orders and transfers in).
+    pub receipts: HashMap<(String, String), HashMap<i64, f64>>,
+    /// Days of adjustments booked without a reason code, per SKU-location.
+    pub unreasoned: HashMap<(String, String), Vec<i64>>,
+}
+
+/// Day-to-day changes of the delta, on consecutive observed days. A system that counts
+/// transfers as they ship jumps by a whole transfer twice; when taking the units in transit
+/// out of its delta makes the series calmer, they are taken out. Days on which the system
+/// shows zero are skipped: a number floored at zero cannot show further drift.
+pub fn increments(points: &[Point]) -> Vec<(i64, f64)> {
+    let changes = |adjust: bool| -> Vec<(i64, f64)> {
+        let value = |p: &Point| (p.delta - if adjust { p.in_transit } else { 0 }) as f64;
+        points
+            .windows(2)
+            .filter(|w| w[1].day == w[0].day + 1 && w[0].system_qty > 0 && w[1].system_qty > 0)
+            .map(|w| (w[1].day, value(&w[1]) - value(&w[0])))
+            .collect()
+    };
+    let spread = |v: &[(i64, f64)]| v.iter().map(|(_, x)| x * x).sum::<f64>();
+    let (raw, adjusted) = (changes(false), changes(true));
+    if spread(&adjusted) < spread(&raw) { adjusted } else { raw }
+}
+
+/// Pearson correlation; 0 when either side does not vary.
+pub fn correlation(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len().min(y.len()) as f64;
+    if n < 3.0 {
+        return 0.0;
+    }
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx).powi(2);
+        syy += (b - my).powi(2);
+    }
+    if sxx == 0.0 || syy == 0.0 { 0.0 } else { sxy / (sxx * syy).sqrt() }
+}
+
+fn correlate(inc: &[(i64, f64)], events: Option<&HashMap<i64, f64>>) -> f64 {
+    let Some(events) = events else { return 0.0 };
+    let x: Vec<f64> = inc.iter().map(|(_, v)| *v).collect();
+    let y: Vec<f64> = inc.iter().map(|(d, _)| events.get(d).copied().unwrap_or(0.0)).collect();
+    correlation(&x, &y)
+}
+
+/// The cause of drift in one direction, from the ledger stream that moves with it.
+pub fn directional_cause(points: &[Point], sku: &str, location: &str, ledger: &Ledger) -> (&'static str, &'static str) {
+    let key = (sku.to_string(), location.to_string());
+    let inc = increments(points);
+    // The drift began with a jump on the day of an edit booked without a reason.
+    if let (Some(edits), Some((jump_day, _))) = (ledger.unreasoned.get(&key), inc.iter().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))) {
+        if edits.iter().any(|d| (d - jump_day).abs() <= 1) {
+            return ("manual_edit_no_reason", "ledger");
+        }
+    }
+    let over = points.iter().filter(|p| !p.explained).map(|p| p.delta).sum::<i64>() >= 0;
+    let candidates: Vec<(&'static str, &'static str, f64)> = if over {
+        vec![
+            ("bundle_not_decrementing", "identity", correlate(&inc, ledger.kit_sales.get(&key))),
+            ("return_before_inspection", "policy", correlate(&inc, ledger.returns.get(&key))),
+            ("sale_not_propagated", "publish", correlate(&inc, ledger.sales.get(&key))),
+        ]
+    } else {
+        vec![
+            ("restock_not_entered", "ledger", -correlate(&inc, ledger.receipts.get(&key))),
+            ("sale_not_propagated", "publish", -correlate(&inc, ledger.sales.get(&key))),
+        ]
+    };
+    let best = candidates.iter().max_by(|a, b| a.2.total_cmp(&b.2)).expect("candidates");
+    if best.2 >= 0.2 {
+        (best.0, best.1)
+    } else if over {
+        ("sale_not_propagated", "publish")
+    } else {
+        ("restock_not_entered", "ledger")
+    }
+}
+
+const VARIANCES_SQL: &str = "
+select arrow_cast(v.snapshot_date, 'Int32') as day, v.sku, v.location_id, v.system, v.system_qty, v.authoritative_qty, v.delta,
+       v.flagged, v.explained_by is not null as explained, p.in_transit
+from variances v
+join positions p on p.snapshot_date = v.snapshot_date and p.sku = v.sku and p.location_id = v.location_id
+order by v.sku, v.location_id, v.system, v.snapshot_date";
+
+const LEDGER_SQL: &str = "
+select sku, location_id, kind, arrow_cast(arrow_cast(event_at, 'Date32'), 'Int32') as day,
+       bundle_sku is not null as from_kit, coalesce(reason_code, '') = '' as unreasoned, qty
+from movements";
+
+async fn load_ledger(ctx: &SessionContext) -> Result<Ledger> {
+    let mut ledger = Ledger::default();
+    for batch in collect(ctx, "drift_patterns: movements", LEDGER_SQL).await? {
+        let c = Columns::new(&batch);
+        let (skus, locations, kinds, days, kits, unreasoned, qty) = (c.text(0)?, c.text(1)?, c.text(2)?, c.int(3)?, c.boolean(4)?, c.boolean(5)?, c.int(6)?);
+        for i in 0..batch.num_rows() {
+            let (Some(sku), Some(location), Some(kind), Some(day)) = (&skus[i], &locations[i], &kinds[i], days[i]) else { continue };
+            let key = (sku.clone(), location.clone());
+            let units = qty[i].unwrap_or(0).abs() as f64;
+            let stream = match kind.as_str() {
+                "sale" if kits[i] == Some(true) => Some((&mut ledger.kit_sales, units)),
+                "sale" => Some((&mut ledger.sales, units)),
+                "return" => Some((&mut ledger.returns, units)),
+                "return_restock" => Some((&mut ledger.returns, -units)),
+                "receipt" | "transfer_in" => Some((&mut ledger.receipts, units)),
+                "adjustment" if unreasoned[i] == Some(true) => {
+                    ledger.unreasoned.entry(key.clone()).or_default().push(day);
+                    None
+                }
+                _ => None,
+            };
+            if let Some((map, units)) = stream {
+                *map.entry(key).or_default().entry(day).or_default() += units;
+            }
+        }
+    }
+    Ok(ledger)
+}
+
+struct Series {
+    sku: String,
+    location: String,
+    system: String,
+    points: Vec<Point>,
+}
+
+async fn load_series(ctx: &SessionContext) -> Result<Vec<Series>> {
+    let mut series: Vec<Series> = vec![];
+    for batch in collect(ctx, "drift_patterns: variances", VARIANCES_SQL).await? {
+        let c = Columns::new(&batch);
+        let (days, skus, locations, systems) = (c.int(0)?, c.text(1)?, c.text(2)?, c.text(3)?);
+        let (sq, aq, delta, flagged, explained, in_transit) = (c.int(4)?, c.int(5)?, c.int(6)?, c.boolean(7)?, c.boolean(8)?, c.int(9)?);
+        for i in 0..batch.num_rows() {
+            let (Some(day), Some(sku), Some(location), Some(system)) = (days[i], &skus[i], &locations[i], &systems[i]) else { continue };
+            let point = Point {
+                day,
+                system_qty: sq[i].unwrap_or(0),
+                authoritative_qty: aq[i].unwrap_or(0),
+                delta: delta[i].unwrap_or(0),
+                flagged: flagged[i].unwrap_or(false),
+                explained: explained[i].unwrap_or(false),
+                in_transit: in_transit[i].unwrap_or(0),
+            };
+            match series.last_mut() {
+                Some(s) if &s.sku == sku && &s.location == location && &s.system == system => s.points.push(point),
+                _ => series.push(Series { sku: sku.clone(), location: location.clone(), system: system.clone(), points: vec![point] }),
+            }
+        }
+    }
+    Ok(series)
+}
+
+async fn load_products(ctx: &SessionContext) -> Result<HashMap<String, String>> {
+    let mut products = HashMap::new();
+    for batch in collect(ctx, "drift_patterns: skus", "select sku, product_id from skus").await? {
+        let c = Columns::new(&batch);
+        for (sku, product) in c.text(0)?.into_iter().zip(c.text(1)?) {
+            if let (Some(sku), Some(product)) = (sku, product) {
+                products.insert(sku, product);
+            }
+        }
+    }
+    Ok(products)
+}
+
+pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+    Box::pin(async move {
+        let series = load_series(ctx).await?;
+        let ledger = load_ledger(ctx).await?;
+        let products = load_products(ctx).await?;
+        let mut components = std::collections::HashSet::new();
+        for batch in collect(ctx, "drift_patterns: bundles", "select distinct component_sku from bundles").await? {
+            components.extend(Columns::new(&batch).text(0)?.into_iter().flatten());
+        }
+
+        let mut totals: HashMap<&str, (usize, usize, usize)> = HashMap::new();
+        for s in &series {
+            let e = totals.entry(s.system.as_str()).or_default();
+            e.0 += s.points.len();
+            e.1 += s.points.iter().filter(|p| p.real_flag()).count();
+            e.2 += s.points.iter().filter(|p| !p.explained && p.delta != 0).count();
+        }
+        let detections: Vec<(usize, Detection)> = series
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                let (n, flagged, nonzero) = totals[s.system.as_str()];
+                let base = BaseRates { flagged: flagged as f64 / n as f64, nonzero: nonzero as f64 / n as f64 };
+                detect(&s.points, base, t).into_iter().map(move |d| (i, d))
+            })
+            .collect();
+
+        // One cause per series, most specific first; persistent and same-direction rows share it.
+        let mut by_series: HashMap<usize, Vec<&Detection>> = HashMap::new();
+        for (i, d) in &detections {
+            by_series.entry(*i).or_default().push(d);
+        }
+        let has = |i: usize, pattern: &str| by_series.get(&i).is_some_and(|ds| ds.iter().any(|d| d.pattern == pattern));
+        let direction = |i: usize| series[i].points.iter().filter(|p| !p.explained).map(|p| p.delta).sum::<i64>().signum();
+        // Sibling variants of one product, drifting opposite ways in step: the sales of one are
+        // booked on the other.
+        let mut siblings: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+        for &i in by_series.keys() {
+            let s = &series[i];
+            if let Some(product) = products.get(&s.sku) {
+                siblings.entry((product.as_str(), s.location.as_str(), s.system.as_str())).or_default().push(i);
+            }
+        }
+        let mirrored = |i: usize| {
+            let s = &series[i];
+            let Some(product) = products.get(&s.sku) else { return false };
+            let mine: HashMap<i64, f64> = increments(&s.points).into_iter().collect();
+            siblings[&(product.as_str(), s.location.as_str(), s.system.as_str())].iter().any(|&j| {
+                if j == i || direction(j) != -direction(i) {
+                    return false;
+                }
+                let theirs = increments(&series[j].points);
+                let (x, y): (Vec<f64>, Vec<f64>) = theirs.iter().filter_map(|(d, v)| mine.get(d).map(|m| (*m, -v))).unzip();
+                correlation(&x, &y) >= 0.5
+            })
+        };
+        let mut causes: HashMap<usize, (&'static str, &'static str)> = HashMap::new();
+        for &i in by_series.keys() {
+            let s = &series[i];
+            let cause = if has(i, "fixed_offset") {
+                if ledger.unreasoned.contains_key(&(s.sku.clone(), s.location.clone())) {
+                    ("manual_edit_no_reason", "ledger")
+                } else if components.contains(&s.sku) {
+                    ("bundle_not_decrementing", "identity")
+                } else {
+                    ("variant_wrong_level", "identity")
+                }
+            } else if has(i, "month_end") {
+                ("manual_edit_no_reason", "ledger")
+            } else if has(i, "integration_lag") {
+                ("sale_not_propagated", "publish")
+            } else if mirrored(i) {
+                ("variant_wrong_level", "identity")
+            } else {
+                directional_cause(&s.points, &s.sku, &s.location, &ledger)
+            };
+            causes.insert(i, cause);
+        }
+
+        let mut rows = Rows::default();
+        for (i, d) in &detections {
+            let (cause, layer) = causes[i];
+            rows.push(&series[*i], d, cause, layer);
+        }
+        Ok(vec![rows.finish()?])
+    })
+}
+
+#[derive(Default)]
+struct Rows {
+    sku: Vec<String>,
+    location: Vec<String>,
+    system: Vec<String>,
+    pattern: Vec<&'static str>,
+    cause: Vec<&'static str>,
+    layer: Vec<&'static str>,
+    n_obs: Vec<i64>,
+    statistic: Vec<f64>,
+    p_value: Vec<f64>,
+    effect: Vec<f64>,
+    first_seen: Vec<i32>,
+    last_seen: Vec<i32>,
+}
+
+impl Rows {
+    fn push(&mut self, s: &Series, d: &Detection, cause: &'static str, layer: &'static str) {
+        self.sku.push(s.sku.clone());
+        self.location.push(s.location.clone());
+        self.system.push(s.system.clone());
+        self.pattern.push(d.pattern);
+        self.cause.push(cause);
+        self.layer.push(layer);
+        self.n_obs.push(d.n_obs);
+        self.statistic.push(d.statistic);
+        self.p_value.push(d.p_value);
+        self.effect.push(d.effect);
+        self.first_seen.push(d.first_seen as i32);
+        self.last_seen.push(d.last_seen as i32);
+    }
+
+    fn finish(self) -> Result<RecordBatch> {
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        let schema = Arc::new(Schema::new(vec![
+            text("sku"), text("location_id"), text("system"), text("pattern"), text("likely_cause"), text("layer"),
+            Field::new("n_obs", DataType::Int64, false),
+            Field::new("statistic", DataType::Float64, false),
+            Field::new("p_value", DataType::Float64, false),
+            Field::new("effect", DataType::Float64, false),
+            Field::new("first_seen", DataType::Date32, false),
+            Field::new("last_seen", DataType::Date32, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(self.sku)),
+            Arc::new(StringArray::from(self.location)),
+            Arc::new(StringArray::from(self.system)),
+            Arc::new(StringArray::from(self.pattern)),
+            Arc::new(StringArray::from(self.cause)),
+            Arc::new(StringArray::from(self.layer)),
+            Arc::new(Int64Array::from(self.n_obs)),
+            Arc::new(Float64Array::from(self.statistic)),
+            Arc::new(Float64Array::from(self.p_value)),
+            Arc::new(Float64Array::from(self.effect)),
+            Arc::new(Date32Array::from(self.first_seen)),
+            Arc::new(Date32Array::from(self.last_seen)),
+        ];
+        RecordBatch::try_new(schema, columns).map_err(|e| Error::arrow("building drift_patterns", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(deltas: &[i64], authoritative: impl Fn(i64) -> i64) -> Vec<Point> {
+        deltas
+            .iter()
+            .enumerate()
+            .map(|(d, &delta)| {
+                let day = 20_600 + d as i64;
+                let a = authoritative(day);
+                Point { day, system_qty: a + delta, authoritative_qty: a, delta, flagged: delta.abs() > 10, explained: false, in_transit: 0 }
+            })
+            .collect()
+    }
+
+    const BASE: BaseRates = BaseRates { flagged: 0.02, nonzero: 0.1 };
+
+    fn patterns(points: &[Point]) -> Vec<&'static str> {
+        detect(points, BASE, &Thresholds::default()).into_iter().map(|d| d.pattern).collect()
+    }
+
+    #[test]
+    fn growing_phantom_units_are_same_direction_and_persistent() {
+        let deltas: Vec<i64> = (0..40).map(|d| d / 2).collect();
+        assert_eq!(patterns(&series(&deltas, |_| 100)), ["same_direction_over", "persistent"]);
+    }
+
+    #[test]
+    fn a_constant_edit_is_a_fixed_offset_not_same_direction() {
+        let deltas: Vec<i64> = (0..40).map(|d| if d % 9 == 0 { 19 } else { 18 }).collect();
+        let found = detect(&series(&deltas, |_| 100), BASE, &Thresholds::default());
+        assert_eq!(found.iter().map(|d| d.pattern).collect::<Vec<_>>(), ["fixed_offset", "persistent"]);
+        assert_eq!(found[0].effect, 18.0);
+    }
+
+    #[test]
+    fn noise_and_short_series_claim_nothing() {
+        let noise: Vec<i64> = (0..60).map(|d| [0, 0, 1, 0, -1, 0, 0, 2, 0, -2][d % 10]).collect();
+        assert!(patterns(&series(&noise, |_| 50)).is_empty());
+        assert!(patterns(&series(&[30; 5], |_| 50)).is_empty(), "below min_observations");
+        assert!(patterns(&series(&[0; 40], |_| 50)).is_empty(), "zero variance");
+    }
+
+    #[test]
+    fn month_end_edits_are_month_end() {
+        // 2026-05-27 is day 20600; month ends fall on the last three days of each month.
+        let deltas: Vec<i64> = (0..120).map(|d| if is_month_end(20_600 + d) { -20 } else { 0 }).collect();
+        assert_eq!(patterns(&series(&deltas, |_| 100)), ["month_end"]);
+    }
+
+    #[test]
+    fn a_lagging_copy_is_integration_lag() {
+        let reference = |day: i64| 500 - (day - 20_600) * 3;
+        let points: Vec<Point> = (0..40)
+            .map(|d| {
+                let day = 20_600 + d;
+                let system = reference((day - 2).max(20_600));
+                let delta = system - reference(day);
+                Point { day, system_qty: system, authoritative_qty: reference(day), delta, flagged: false, explained: false, in_transit: 0 }
+            })
+            .collect();
+        let found = detect(&points, BASE, &Thresholds::default());
+        assert_eq!(found.iter().map(|d| (d.pattern, d.effect)).collect::<Vec<_>>(), [("integration_lag", 2.0)]);
+    }
+}
