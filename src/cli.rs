@@ -63,6 +63,19 @@ pub enum Command {
         #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
         warehouse: String,
     },
+    /// Write a plan: blind count sheets, channel buffers or purchase recommendations.
+    Plan {
+        #[arg(value_enum)]
+        plan: crate::planning::sheets::Plan,
+        /// Output file: .csv, or .xlsx (a worksheet per location or region).
+        #[arg(long)]
+        out: PathBuf,
+        /// Count sheets: what is due within this many days of the newest snapshot.
+        #[arg(long, default_value_t = 0)]
+        days: i64,
+        #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+    },
     /// Run a SQL query over every warehouse table.
     Sql {
         query: String,
@@ -143,6 +156,14 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
             }
             report_failed_tests(&build);
             Ok(if build.failed_tests.is_empty() { 0 } else { 2 })
+        }
+        Command::Plan { plan, out, days, warehouse } => {
+            let warehouse = Warehouse::open(&warehouse)?;
+            let rows = crate::planning::sheets::write_plan(&warehouse, plan, &out, days).await?;
+            if !quiet {
+                println!("wrote {rows} rows to {}", out.display());
+            }
+            Ok(0)
         }
         Command::Sql { query: sql, warehouse, format } => {
             let warehouse = Warehouse::open(&warehouse)?;

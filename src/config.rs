@@ -95,6 +95,28 @@ pub struct Thresholds {
     pub trend_alpha: f64,
     /// A system whose newest snapshot is older than this many days is stale.
     pub stale_after_days: i64,
+    /// Cycle counts per year, class A.
+    pub counts_per_year_a: i64,
+    /// Cycle counts per year, class B.
+    pub counts_per_year_b: i64,
+    /// Cycle counts per year, class C.
+    pub counts_per_year_c: i64,
+    /// SKU-locations one location can count in a working day.
+    pub count_capacity_per_day: i64,
+    /// Location types the merchant counts itself (comma-separated); FBA is Amazon's to count.
+    pub count_location_types: String,
+    /// An exception open longer than this brings its SKU-location's count forward.
+    pub bring_forward_after_days: i64,
+    /// Service level (cycle service probability) for class A; B and C below.
+    pub service_level_a: f64,
+    pub service_level_b: f64,
+    pub service_level_c: f64,
+    /// Days between purchase reviews: the order-up-to level covers one more review period.
+    pub review_period_days: i64,
+    /// Days of sales history the demand mean and spread are measured over.
+    pub demand_window_days: i64,
+    /// Systems customers buy through (comma-separated): these get channel buffers.
+    pub selling_systems: String,
 }
 
 impl Default for Thresholds {
@@ -117,6 +139,18 @@ impl Default for Thresholds {
             trend_weeks: 8,
             trend_alpha: 0.05,
             stale_after_days: 2,
+            counts_per_year_a: 12,
+            counts_per_year_b: 4,
+            counts_per_year_c: 1,
+            count_capacity_per_day: 40,
+            count_location_types: "store,warehouse,3pl".into(),
+            bring_forward_after_days: 7,
+            service_level_a: 0.99,
+            service_level_b: 0.95,
+            service_level_c: 0.90,
+            review_period_days: 7,
+            demand_window_days: 56,
+            selling_systems: "pos,shopify,seller_central".into(),
         }
     }
 }
@@ -173,8 +207,14 @@ impl Pipeline {
             }
         }
         let t = &self.thresholds;
-        if !(0.0..1.0).contains(&t.flag_pct) || t.lag_days < 0 || !(t.abc_a_share < t.abc_b_share && t.abc_b_share <= 1.0) {
-            return Err(bad("[thresholds]", "thresholds out of range (flag_pct in [0, 1), lag_days ≥ 0, abc_a_share < abc_b_share ≤ 1)".into()));
+        let levels = [t.service_level_a, t.service_level_b, t.service_level_c];
+        if !(0.0..1.0).contains(&t.flag_pct)
+            || t.lag_days < 0
+            || !(t.abc_a_share < t.abc_b_share && t.abc_b_share <= 1.0)
+            || levels.iter().any(|l| !(0.5..1.0).contains(l))
+            || t.count_capacity_per_day < 1
+        {
+            return Err(bad("[thresholds]", "thresholds out of range (flag_pct in [0, 1), lag_days ≥ 0, abc_a_share < abc_b_share ≤ 1, service levels in [0.5, 1), count_capacity_per_day ≥ 1)".into()));
         }
         Ok(())
     }

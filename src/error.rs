@@ -59,6 +59,14 @@ pub enum Error {
         source: arrow::error::ArrowError,
     },
 
+    /// Writing a spreadsheet (count sheets, plans).
+    #[error("{path}: {source}")]
+    Xlsx {
+        path: String,
+        #[source]
+        source: rust_xlsxwriter::XlsxError,
+    },
+
     /// A command used in a way that cannot work (missing table, bad argument).
     #[error("{0}")]
     Usage(String),

@@ -505,34 +505,42 @@ fn bucket_value(b: &Buckets, name: &str) -> Option<i64> {
     }
 }
 
-/// The authoritative on-hand at each count's date and location, frozen into `counts.book_qty`
-/// when the count is loaded (a later correction of the snapshot does not rewrite history).
+/// The authoritative on-hand at each count's location, from the newest snapshot on or before
+/// the count date (at most a week older), frozen into `counts.book_qty` when the count is
+/// loaded: a later correction of the snapshot does not rewrite history.
 async fn book_quantities(loaded: &Loaded, warehouse: &Warehouse) -> Result<HashMap<(NaiveDate, String, String), Option<i64>>> {
-    if loaded.counts.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let dates: BTreeSet<String> = loaded.counts.iter().map(|c| format!("DATE '{}'", c.c.count_date)).collect();
+    let Some(first) = loaded.counts.iter().map(|c| c.c.count_date).min() else { return Ok(HashMap::new()) };
+    let last = loaded.counts.iter().map(|c| c.c.count_date).max().expect("non-empty");
     let ctx = warehouse.session(&["snapshots", "locations", "authority"]).await?;
     let sql = format!(
-        "select s.snapshot_date, s.location_id, s.sku, s.on_hand
+        "select arrow_cast(s.snapshot_date, 'Int32'), s.location_id, s.sku, s.on_hand
          from snapshots s
          join locations l on l.location_id = s.location_id
          join authority a on a.location_type = l.location_type and a.system = s.system
-         where s.snapshot_date in ({})",
-        dates.into_iter().collect::<Vec<_>>().join(", ")
+         where s.snapshot_date between DATE '{}' and DATE '{last}'",
+        first - chrono::Days::new(7)
     );
     let batches = crate::warehouse::collect(&ctx, "looking up book quantities for counts", &sql).await?;
-    let mut book = HashMap::new();
+    let mut history: HashMap<(String, String), std::collections::BTreeMap<i64, Option<i64>>> = HashMap::new();
     for batch in batches {
         let days = crate::warehouse::integers(&batch, 0)?;
         let locations = crate::warehouse::strings(&batch, 1)?;
         let skus = crate::warehouse::strings(&batch, 2)?;
         let on_hand = crate::warehouse::integers(&batch, 3)?;
         for (((day, location), sku), qty) in days.into_iter().zip(locations).zip(skus).zip(on_hand) {
-            let (Some(day), Some(location), Some(sku)) = (day, location, sku) else { continue };
-            let date = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Days::new(day as u64);
-            book.insert((date, location, sku), qty);
+            if let (Some(day), Some(location), Some(sku)) = (day, location, sku) {
+                history.entry((location, sku)).or_default().insert(day, qty);
+            }
         }
+    }
+    let mut book = HashMap::new();
+    for c in &loaded.counts {
+        let day = tables::days_since_epoch(c.c.count_date) as i64;
+        let qty = history
+            .get(&(c.c.location.clone(), c.sku.clone()))
+            .and_then(|h| h.range(day - 7..=day).next_back())
+            .and_then(|(_, q)| *q);
+        book.insert((c.c.count_date, c.c.location.clone(), c.sku.clone()), qty);
     }
     Ok(book)
 }

@@ -8,6 +8,7 @@ pub mod drift;
 pub mod error;
 pub mod ingest;
 pub mod marts;
+pub mod planning;
 pub mod query;
 pub mod reference;
 pub mod sources;

@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use tracing::info;
 
 use crate::config::Thresholds;
-use crate::drift;
+use crate::{drift, planning};
 use crate::error::{Error, Result};
 use crate::tables;
 use crate::warehouse::{TableSpec, Warehouse, Write, collect};
@@ -59,6 +59,9 @@ pub const MARTS: &[Mart] = &[
         tests: Some(include_str!("../sql/marts/exceptions.test.sql")),
     },
     Mart { name: "kpi_weekly", recipe: Recipe::Sql(include_str!("../sql/marts/kpi_weekly.sql")), tests: None },
+    Mart { name: "cycle_count_plan", recipe: Recipe::Rust(planning::counts::build), tests: None },
+    Mart { name: "buffer_recommendations", recipe: Recipe::Rust(planning::buffers::build), tests: None },
+    Mart { name: "purchase_recommendations", recipe: Recipe::Rust(planning::orders::build), tests: None },
 ];
 
 /// Every table a session over the warehouse can see.

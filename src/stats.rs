@@ -173,3 +173,60 @@ mod tests {
         assert_eq!((m.lag, m.share, m.share_at_zero), (2, 1.0, 0.0));
     }
 }
+
+/// Inverse of the standard normal CDF (Acklam's rational approximation, refined by one
+/// Halley step to full double precision).
+pub fn normal_quantile(p: f64) -> f64 {
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    let low = 0.02425;
+    let x = if p < low {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - low {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        let q = (-2.0 * (1.0 - p).ln()).sqrt();
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    let e = normal_cdf(x) - p;
+    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
+    x - u / (1.0 + x * u / 2.0)
+}
+
+/// Safety stock against demand and lead-time uncertainty: z·√(L·σ_d² + d²·σ_L²). The
+/// lead-time variance enters squared — σ_L², not σ_L.
+pub fn safety_stock(z: f64, daily_demand: f64, demand_sd: f64, lead_time: f64, lead_time_sd: f64) -> f64 {
+    z * (lead_time * demand_sd.powi(2) + daily_demand.powi(2) * lead_time_sd.powi(2)).sqrt()
+}
+
+#[cfg(test)]
+mod planning_tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_invert_the_cdf() {
+        for p in [0.001, 0.05, 0.5, 0.9, 0.95, 0.99, 0.999] {
+            assert!((normal_cdf(normal_quantile(p)) - p).abs() < 1e-14, "{p}");
+        }
+        assert!((normal_quantile(0.95) - 1.6448536269514722).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lead_time_variance_enters_squared() {
+        // d = 10/day, σ_d = 3, L = 9 days, σ_L = 2 days, z = 2:
+        // √(9·9 + 100·4) = √481; the unsquared σ_L would give √(81 + 100·2) = √281.
+        assert!((safety_stock(2.0, 10.0, 3.0, 9.0, 2.0) - 2.0 * 481f64.sqrt()).abs() < 1e-12);
+    }
+}

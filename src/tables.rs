@@ -119,6 +119,9 @@ pub fn thresholds_batch(t: &crate::config::Thresholds) -> Result<(TableSpec, Rec
         if let Some(i) = value.as_i64() {
             schema.push(int(&name));
             columns.push(Arc::new(Int64Array::from(vec![i])));
+        } else if let Some(text) = value.as_str() {
+            schema.push(utf8(&name));
+            columns.push(Arc::new(StringArray::from(vec![text])));
         } else {
             schema.push(float(&name));
             columns.push(Arc::new(Float64Array::from(vec![value.as_f64()])));
@@ -137,6 +140,9 @@ pub fn thresholds_from(batch: &RecordBatch) -> crate::config::Thresholds {
         let value = match column.data_type() {
             DataType::Int64 => column.as_any().downcast_ref::<Int64Array>().map(|a| serde_json::Value::from(a.value(0))),
             DataType::Float64 => column.as_any().downcast_ref::<Float64Array>().map(|a| serde_json::Value::from(a.value(0))),
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => arrow::compute::cast(column, &DataType::Utf8)
+                .ok()
+                .map(|a| serde_json::Value::from(arrow::array::cast::as_string_array(&a).value(0).to_string())),
             _ => None,
         };
         if let Some(v) = value {

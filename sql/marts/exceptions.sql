@@ -58,12 +58,17 @@ next_within as (
     group by i.sku, i.location_id, i.system, i.opened_day
 ),
 
+-- A count settles an exception it falls in, or one still open (a count taken after the
+-- newest snapshot closes it too).
 counted as (
     select i.sku, i.location_id, i.system, i.opened_day, min(c.count_day) as count_day
     from islands i
+    left join next_within n
+        on n.sku = i.sku and n.location_id = i.location_id and n.system = i.system and n.opened_day = i.opened_day
     join counts c
         on c.sku = i.sku and c.location_id = i.location_id
-       and c.count_day >= i.opened_day and c.count_day <= i.last_beyond_day
+       and c.count_day >= i.opened_day
+       and (c.count_day <= i.last_beyond_day or n.back_day is null)
     group by i.sku, i.location_id, i.system, i.opened_day
 ),
 

@@ -90,6 +90,7 @@ pub fn write_all(dir: &Path, world: &World, history: &History, seed: u64) -> Res
     let views = Views::new(world, history, seed);
     write_reference(dir, world)?;
     write_ground_truth(dir, world, history, &views)?;
+    write_scenarios(dir, world, history)?;
     let landing = dir.join("landing");
     let mut files = 0;
     for d in 0..history.days {
@@ -420,6 +421,17 @@ pub fn expected_patterns(views: &Views, f: &Fault, days: usize) -> String {
         expect("persistent", flagged >= 0.7 * window_days, flagged >= 0.5 * window_days);
     }
     expected.join(";")
+}
+
+/// Scenarios that are not faults but that the plans must show: the UK over-shipment.
+fn write_scenarios(dir: &Path, world: &World, h: &History) -> Result<()> {
+    let path = dir.join("scenarios.csv");
+    let mut w = writer(&path, b',', false, false)?;
+    row(&mut w, &path, &["scenario", "region", "location_id", "sku", "units", "date"].map(s))?;
+    for (i, units, d) in &h.overstock {
+        row(&mut w, &path, &[s("overstock"), s(LOCATIONS[5].region), s(LOCATIONS[5].id), world.products[*i].sku.clone(), s(units), s(h.date(*d))])?;
+    }
+    finish(w, &path).map(|_| ())
 }
 
 fn write_ground_truth(dir: &Path, world: &World, h: &History, views: &Views) -> Result<()> {

@@ -66,6 +66,8 @@ pub struct History {
     pub faults: Vec<Fault>,
     /// Bundle kits sold per day at the 3PL: bundle_sales[day][product]
     pub bundle_sales: Vec<Vec<i64>>,
+    /// Over-shipments to Amazon UK: (product, units, day).
+    pub overstock: Vec<(usize, i64, usize)>,
 }
 
 impl History {
@@ -126,7 +128,7 @@ pub fn simulate(world: &World, start: NaiveDate, days: usize, faults: Vec<Fault>
             state[l][i].sellable = (need * days_cover * (0.8 + 0.4 * rng.uniform())).round() as i64 + 3;
         }
     }
-    let mut history = History { start, days, truth: Vec::with_capacity(days), ledger: vec![], counts: vec![], faults: vec![], bundle_sales: vec![] };
+    let mut history = History { start, days, truth: Vec::with_capacity(days), ledger: vec![], counts: vec![], faults: vec![], bundle_sales: vec![], overstock: vec![] };
     let mut transfers: Vec<Transfer> = vec![];
     let mut orders: Vec<Order> = vec![];
     let mut returns: Vec<Return> = vec![];
@@ -153,6 +155,18 @@ pub fn simulate(world: &World, start: NaiveDate, days: usize, faults: Vec<Fault>
             history.ledger.push(LedgerRow { day: d, hour: 8, location: o.location, product: o.product, kind: "receipt", qty: o.qty, reason: None, reference: o.reference.clone(), counterparty: None });
         }
         orders.retain(|o| o.arrive != d);
+        // Twenty-five days before the end, a supplier over-ships three SKUs to Amazon UK: an
+        // overstock the UK region rows must show, whatever the US needs.
+        if d + 25 == days {
+            let mut busiest: Vec<usize> = world.stocked().filter(|&i| world.carried[5][i]).collect();
+            busiest.sort_by(|a, b| demand[5][*b].total_cmp(&demand[5][*a]));
+            for &i in busiest.iter().take(3) {
+                let units = 400;
+                state[5][i].sellable += units;
+                history.overstock.push((i, units, d));
+                history.ledger.push(LedgerRow { day: d, hour: 8, location: 5, product: i, kind: "receipt", qty: units, reason: None, reference: format!("PO-OVERSHIP-{i}"), counterparty: None });
+            }
+        }
 
         // Returns: inspected ones pass to stock or leave; new ones wait for inspection.
         for r in returns.iter().filter(|r| r.inspect == d) {

@@ -5,6 +5,7 @@ mod demo;
 mod drift;
 mod idempotent;
 mod outside_reader;
+mod planning;
 
 use std::path::{Path, PathBuf};
 

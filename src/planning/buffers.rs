@@ -1,0 +1,166 @@
+//! `buffer_recommendations`: units to hold back from each selling system so that its
+//! publish lag and its counting error do not oversell:
+//!
+//!   recommended_buffer = ⌈z·√(lag · σ_d² + σ_variance²)⌉
+//!
+//! d and σ_d are the daily sales (and their spread) at the locations the system sells from,
+//! over the last `demand_window_days`; lag is the publish lag measured for this SKU and
+//! system (an integration-lag pattern, else the lag of variances explained as lag, else one
+//! day — a daily snapshot cannot see faster); σ_variance is the spread of the system's real
+//! daily delta against the authoritative number; z comes from the class's service level.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+use futures::future::BoxFuture;
+
+use super::{as_of, classes, daily_stats, service_level, z_for};
+use crate::config::Thresholds;
+use crate::drift::Columns;
+use crate::error::{Error, Result};
+use crate::warehouse::collect;
+
+pub fn buffer(z: f64, lag_days: f64, demand_sd: f64, variance_sd: f64) -> i64 {
+    (z * (lag_days * demand_sd.powi(2) + variance_sd.powi(2)).sqrt()).ceil().max(0.0) as i64
+}
+
+/// Daily sales at the locations each system reports the SKU for.
+const SALES: &str = "
+with coverage as (select distinct system, location_id, sku from snapshots)
+select c.sku, c.system, arrow_cast(s.sale_date, 'Int32'), sum(s.units)
+from coverage c join stg_sales s on s.sku = c.sku and s.location_id = c.location_id
+group by c.sku, c.system, s.sale_date";
+
+/// Each system's real daily delta, summed over its locations.
+const DELTAS: &str = "
+select sku, system, arrow_cast(snapshot_date, 'Int32'), sum(case when explained_by is null then delta else 0 end),
+       avg(case when explained_by = 'lag' then lag_days end)
+from variances group by sku, system, snapshot_date";
+
+const LAGS: &str = "
+select sku, system, max(effect) from drift_patterns where pattern = 'integration_lag' group by sku, system";
+
+type Series = HashMap<(String, String), HashMap<i64, f64>>;
+
+fn add(series: &mut Series, sku: &Option<String>, system: &Option<String>, day: Option<i64>, value: Option<f64>) {
+    if let (Some(sku), Some(system), Some(day), Some(value)) = (sku, system, day, value) {
+        series.entry((sku.clone(), system.clone())).or_default().insert(day, value);
+    }
+}
+
+pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+    Box::pin(async move {
+        let selling: Vec<&str> = t.selling_systems.split(',').map(str::trim).collect();
+        let classes = classes(ctx).await?;
+        let today = as_of(ctx).await?.unwrap_or(0);
+        let first_day = today - t.demand_window_days + 1;
+        let (mut sales, mut deltas, mut lag_seen) = (Series::new(), Series::new(), Series::new());
+        for b in collect(ctx, "buffer_recommendations: sales", SALES).await? {
+            let c = Columns::new(&b);
+            let (skus, systems, days, units) = (c.text(0)?, c.text(1)?, c.int(2)?, c.float(3)?);
+            for i in 0..b.num_rows() {
+                add(&mut sales, &skus[i], &systems[i], days[i], units[i]);
+            }
+        }
+        for b in collect(ctx, "buffer_recommendations: deltas", DELTAS).await? {
+            let c = Columns::new(&b);
+            let (skus, systems, days, delta, lag) = (c.text(0)?, c.text(1)?, c.int(2)?, c.float(3)?, c.float(4)?);
+            for i in 0..b.num_rows() {
+                if days[i].is_some_and(|d| d >= first_day) {
+                    add(&mut deltas, &skus[i], &systems[i], days[i], delta[i]);
+                    add(&mut lag_seen, &skus[i], &systems[i], days[i], lag[i]);
+                }
+            }
+        }
+        let mut measured: HashMap<(String, String), f64> = HashMap::new();
+        for b in collect(ctx, "buffer_recommendations: lags", LAGS).await? {
+            let c = Columns::new(&b);
+            for ((sku, system), lag) in c.text(0)?.into_iter().zip(c.text(1)?).zip(c.float(2)?) {
+                if let (Some(sku), Some(system), Some(lag)) = (sku, system, lag) {
+                    measured.insert((sku, system), lag);
+                }
+            }
+        }
+
+        let mut keys: Vec<&(String, String)> = sales.keys().filter(|(_, system)| selling.contains(&system.as_str())).collect();
+        keys.sort();
+        let mut rows = Rows::default();
+        for key in keys {
+            let (sku, system) = key;
+            let class = classes.get(sku).map(String::as_str).unwrap_or("C");
+            let (d, sd) = daily_stats(&sales[key], first_day, t.demand_window_days);
+            let (_, variance_sd) = deltas.get(key).map(|s| daily_stats(s, first_day, t.demand_window_days)).unwrap_or((0.0, 0.0));
+            let seen: Vec<f64> = lag_seen.get(key).map(|m| m.values().copied().collect()).unwrap_or_default();
+            let (lag, lag_source) = match (measured.get(key), seen.is_empty()) {
+                (Some(l), _) => (*l, "integration lag pattern"),
+                (None, false) => (seen.iter().sum::<f64>() / seen.len() as f64, "variances explained as lag"),
+                (None, true) => (1.0, "daily snapshots"),
+            };
+            let z = z_for(class, t);
+            let recommended = buffer(z, lag, sd, variance_sd);
+            let level = service_level(class, t);
+            let reason = format!(
+                "{class} at {:.0}% service: lag {lag:.1} d ({lag_source}), demand {d:.2}±{sd:.2}/d, real variance sd {variance_sd:.2}",
+                level * 100.0
+            );
+            rows.push(sku, system, class, d, lag, variance_sd, level, recommended, reason, sd);
+        }
+        Ok(vec![rows.finish()?])
+    })
+}
+
+#[derive(Default)]
+struct Rows {
+    sku: Vec<String>,
+    system: Vec<String>,
+    class: Vec<String>,
+    numbers: [Vec<f64>; 5],
+    buffer: Vec<i64>,
+    reason: Vec<String>,
+}
+
+impl Rows {
+    #[allow(clippy::too_many_arguments)]
+    fn push(&mut self, sku: &str, system: &str, class: &str, d: f64, lag: f64, variance_sd: f64, level: f64, buffer: i64, reason: String, demand_sd: f64) {
+        self.sku.push(sku.into());
+        self.system.push(system.into());
+        self.class.push(class.into());
+        for (v, x) in self.numbers.iter_mut().zip([d, demand_sd, lag, variance_sd, level]) {
+            v.push(x);
+        }
+        self.buffer.push(buffer);
+        self.reason.push(reason);
+    }
+
+    fn finish(self) -> Result<RecordBatch> {
+        let mut fields: Vec<Field> = ["sku", "system", "abc_class"].iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect();
+        fields.extend(["daily_demand", "demand_sd", "publish_lag_days", "variance_sd", "service_level"].iter().map(|n| Field::new(*n, DataType::Float64, false)));
+        fields.push(Field::new("recommended_buffer", DataType::Int64, false));
+        fields.push(Field::new("reason", DataType::Utf8, false));
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(self.sku)),
+            Arc::new(StringArray::from(self.system)),
+            Arc::new(StringArray::from(self.class)),
+        ];
+        columns.extend(self.numbers.into_iter().map(|v| Arc::new(Float64Array::from(v)) as ArrayRef));
+        columns.push(Arc::new(Int64Array::from(self.buffer)));
+        columns.push(Arc::new(StringArray::from(self.reason)));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| Error::arrow("building buffer_recommendations", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_formula() {
+        // z 2, lag 3, σ_d 2, σ_var 5: 2·√(12 + 25) = 12.17 → 13.
+        assert_eq!(buffer(2.0, 3.0, 2.0, 5.0), 13);
+        assert_eq!(buffer(1.0, 0.0, 9.0, 0.0), 0);
+    }
+}
