@@ -15,7 +15,8 @@
 --   unreasoned_adjustment_share share of adjustments booked without a reason code
 --   returns_to_sellable_days    mean days from a return's arrival to its restock
 --   stale_systems               systems whose newest snapshot (at a location) is older than
---                               `stale_after_days` at the end of the week
+--                               `stale_after_days` at the end of the week (or at the newest
+--                               snapshot of all, for the week in progress)
 -- Segments: count-based KPIs have no system; stale_systems has no ABC class.
 with classes as (
     select sku, abc_class from sku_classes
@@ -30,7 +31,11 @@ thresholds as (
 ),
 
 weeks as (
-    select distinct arrow_cast(date_trunc('week', snapshot_date), 'Date32') as week from variances
+    select distinct arrow_cast(date_trunc('week', snapshot_date), 'Date32') as week from snapshots
+),
+
+as_of as (
+    select max(arrow_cast(snapshot_date, 'Int32')) as day from snapshots
 ),
 
 count_facts as (
@@ -146,9 +151,10 @@ facts as (
     left join locations l on l.location_id = r.location_id
     union all
     select s.week, cast(null as varchar), s.location_id, l.region, s.system, 'stale',
-           case when arrow_cast(s.week, 'Int32') + 6 - s.newest_day > t.stale_after_days then 1.0 else 0.0 end, 1.0
+           case when least(arrow_cast(s.week, 'Int32') + 6, a.day) - s.newest_day > t.stale_after_days then 1.0 else 0.0 end, 1.0
     from latest_snapshot s
     cross join thresholds t
+    cross join as_of a
     left join locations l on l.location_id = s.location_id
 ),
 

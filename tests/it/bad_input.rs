@@ -111,3 +111,30 @@ fn a_config_error_names_file_line_and_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("tests/fixtures/broken_pipeline.toml:9:") && stderr.contains("delimeter"), "{stderr}");
 }
+
+#[test]
+fn sql_answers_as_table_csv_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = corpus_pipeline(dir.path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let warehouse = Warehouse::open(&pipeline.warehouse).unwrap();
+        ingest::run(&pipeline, &warehouse, &RunOptions::default()).await.unwrap();
+    });
+    let query = "select system, count(*) as n from snapshots group by system order by system";
+    let run = |format: &str| {
+        let out = std::process::Command::new(crate::binary())
+            .args(["sql", query, "--format", format, "--warehouse", &pipeline.warehouse])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(run("csv"), "system,n\nerp,3\nfba,1\npos,2\n");
+    assert_eq!(run("json"), "[{\"system\":\"erp\",\"n\":3},{\"system\":\"fba\",\"n\":1},{\"system\":\"pos\",\"n\":2}]\n");
+    let table = run("table");
+    assert!(table.contains("| erp    | 3 |"), "{table}");
+    let bad = std::process::Command::new(crate::binary()).args(["sql", "select * from nowhere", "--warehouse", &pipeline.warehouse]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nowhere"));
+}

@@ -185,4 +185,16 @@ async fn abc_classes_and_record_accuracy_match_hand_computation() {
         "location|S1|0.6667|1.0",
         "region|US|0.6667|1.0",
     ]);
+
+    // The web feed last reported on Wednesday 2026-07-01: stale by the end of that week and
+    // still stale as of the newest snapshot (Monday 2026-07-06); the POS is fresh.
+    let stale = rows(&warehouse, "select week, segment_type, segment, stale_systems from kpi_weekly
+                                  where segment_type in ('all', 'system') order by week, segment_type, segment").await;
+    assert_eq!(stale, [
+        "2026-06-29|all|all|1",
+        "2026-06-29|system|web|1",
+        "2026-07-06|all|all|1",
+        "2026-07-06|system|pos|0",
+        "2026-07-06|system|web|1",
+    ]);
 }
