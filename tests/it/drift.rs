@@ -2,7 +2,6 @@
 //! cross-checked against pymannkendall, ABC and inventory record accuracy by hand.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use stocktake::ingest::{self, RunOptions};
 use stocktake::marts;
@@ -135,18 +134,7 @@ for x in json.load(sys.stdin):
     out.append([float(r.p), float(r.slope), float(r.s), float(r.var_s)])
 print(json.dumps(out))
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&series).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "pymannkendall failed (.ci/run installs it): {}", String::from_utf8_lossy(&out.stderr));
-    let theirs: Vec<[f64; 4]> = serde_json::from_slice(&out.stdout).unwrap();
+    let theirs: Vec<[f64; 4]> = crate::python_peer(script, &series, "pymannkendall");
     for (x, [p, slope, s, var_s]) in series.iter().zip(theirs) {
         let mk = stats::mann_kendall(x);
         let ours_slope = stats::theil_sen(x);

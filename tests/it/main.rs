@@ -84,3 +84,19 @@ pub fn shared_demo() -> &'static (PathBuf, String) {
 pub fn shared_warehouse() -> Warehouse {
     Warehouse::open(&shared_demo().0.join("warehouse").display().to_string()).unwrap()
 }
+
+/// Runs a Python peer: `input` as JSON on its standard input, its JSON answer parsed.
+pub fn python_peer<T: serde::de::DeserializeOwned>(script: &str, input: &impl serde::Serialize, peer: &str) -> T {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(serde_json::to_string(input).unwrap().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{peer} failed (.ci/run installs it): {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}

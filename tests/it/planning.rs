@@ -25,18 +25,7 @@ for d, sd, L, sL, level in json.load(sys.stdin):
     out.append(S)
 print(json.dumps(out))
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&cases.to_vec()).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "stockpyl failed (.ci/run installs it): {}", String::from_utf8_lossy(&out.stderr));
-    let theirs: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
+    let theirs: Vec<f64> = crate::python_peer(script, &cases.to_vec(), "stockpyl");
     for ((d, sd, l, sl, level), rop) in cases.iter().zip(theirs) {
         let z = stats::normal_quantile(*level);
         let r = recommend(0.0, *d, *sd, *l, *sl, z, 7.0, 1, 0);
