@@ -553,7 +553,7 @@ async fn rebuild_unmapped_skus(warehouse: &Warehouse) -> Result<()> {
     let batches = crate::warehouse::collect(&ctx, "building unmapped_skus", sql).await?;
     let spec = crate::warehouse::TableSpec {
         name: "unmapped_skus",
-        schema: batches.first().map(|b| b.schema()).unwrap_or_else(|| unmapped_skus_schema()),
+        schema: batches.first().map(|b| b.schema()).unwrap_or_else(unmapped_skus_schema),
         partition_by: &[],
     };
     warehouse.write(&spec, batches, Write::All).await

@@ -62,11 +62,10 @@ impl Warehouse {
     /// The table, or `None` when nothing has been written to it yet.
     pub async fn load(&self, name: &str) -> Result<Option<DeltaTable>> {
         let url = self.table_url(name);
-        if let Ok(path) = url.to_file_path() {
-            if !path.join("_delta_log").is_dir() {
+        if let Ok(path) = url.to_file_path()
+            && !path.join("_delta_log").is_dir() {
                 return Ok(None);
             }
-        }
         let table = match DeltaTable::try_from_url_with_storage_options(url, self.options.clone()).await {
             Ok(table) => table,
             Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => return Ok(None),

@@ -138,12 +138,11 @@ impl Fault {
     }
 
     pub fn on_bundle_sale(&mut self, day: usize, kit: usize, sold: i64, parts: &[(usize, i64)]) {
-        if let FaultKind::BundleNotDecrementing { kit: mine } = self.kind {
-            if mine == kit && day >= self.start {
+        if let FaultKind::BundleNotDecrementing { kit: mine } = self.kind
+            && mine == kit && day >= self.start {
                 let per_kit = parts.iter().find(|(c, _)| *c == self.product).map(|(_, q)| *q).unwrap_or(0);
                 self.current += sold * per_kit;
             }
-        }
     }
 
     pub fn end_of_day(&mut self, day: usize, date: NaiveDate, ledger: &mut Vec<LedgerRow>) {

@@ -292,11 +292,10 @@ pub fn directional_cause(points: &[Point], sku: &str, location: &str, ledger: &L
     let key = (sku.to_string(), location.to_string());
     let inc = increments(points);
     // The drift began with a jump on the day of an edit booked without a reason.
-    if let (Some(edits), Some((jump_day, _))) = (ledger.unreasoned.get(&key), inc.iter().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))) {
-        if edits.iter().any(|d| (d - jump_day).abs() <= 1) {
+    if let (Some(edits), Some((jump_day, _))) = (ledger.unreasoned.get(&key), inc.iter().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())))
+        && edits.iter().any(|d| (d - jump_day).abs() <= 1) {
             return ("manual_edit_no_reason", "ledger");
         }
-    }
     let over = points.iter().filter(|p| !p.explained).map(|p| p.delta).sum::<i64>() >= 0;
     let candidates: Vec<(&'static str, &'static str, f64)> = if over {
         vec![

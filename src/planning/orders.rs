@@ -129,11 +129,10 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             let c = Columns::new(&b);
             let (regions, systems, locations, age) = (c.text(0)?, c.text(1)?, c.text(2)?, c.int(3)?);
             for i in 0..b.num_rows() {
-                if let (Some(region), Some(system), Some(location), Some(age)) = (&regions[i], &systems[i], &locations[i], age[i]) {
-                    if age > t.stale_after_days {
+                if let (Some(region), Some(system), Some(location), Some(age)) = (&regions[i], &systems[i], &locations[i], age[i])
+                    && age > t.stale_after_days {
                         stale.entry(region.clone()).or_default().insert(format!("{system} at {location} last reported {age} days ago"));
                     }
-                }
             }
         }
 
