@@ -14,6 +14,20 @@ pub fn date_from_days(days: i64) -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::TimeDelta::days(days)
 }
 
+/// A two-column text query as a map from the first column to the second (NULLs skipped).
+pub async fn text_map(ctx: &datafusion::prelude::SessionContext, context: &str, sql: &str) -> Result<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::new();
+    for batch in crate::warehouse::collect(ctx, context, sql).await? {
+        let c = Columns::new(&batch);
+        for (key, value) in c.text(0)?.into_iter().zip(c.text(1)?) {
+            if let (Some(key), Some(value)) = (key, value) {
+                out.insert(key, value);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Columns of a query result by position, typed.
 pub struct Columns<'a> {
     batch: &'a RecordBatch,

@@ -393,24 +393,11 @@ async fn load_series(ctx: &SessionContext) -> Result<Vec<Series>> {
     Ok(series)
 }
 
-async fn load_products(ctx: &SessionContext) -> Result<HashMap<String, String>> {
-    let mut products = HashMap::new();
-    for batch in collect(ctx, "drift_patterns: skus", "select sku, product_id from skus").await? {
-        let c = Columns::new(&batch);
-        for (sku, product) in c.text(0)?.into_iter().zip(c.text(1)?) {
-            if let (Some(sku), Some(product)) = (sku, product) {
-                products.insert(sku, product);
-            }
-        }
-    }
-    Ok(products)
-}
-
 pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
     Box::pin(async move {
         let series = load_series(ctx).await?;
         let ledger = load_ledger(ctx).await?;
-        let products = load_products(ctx).await?;
+        let products = super::text_map(ctx, "drift_patterns: skus", "select sku, product_id from skus").await?;
         let mut components = std::collections::HashSet::new();
         for batch in collect(ctx, "drift_patterns: bundles", "select distinct component_sku from bundles").await? {
             components.extend(Columns::new(&batch).text(0)?.into_iter().flatten());

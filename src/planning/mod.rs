@@ -52,16 +52,7 @@ pub fn daily_stats(values: &HashMap<i64, f64>, first_day: i64, days: i64) -> (f6
 
 /// The ABC class of every SKU.
 pub async fn classes(ctx: &SessionContext) -> Result<HashMap<String, String>> {
-    let mut out = HashMap::new();
-    for b in collect(ctx, "planning: classes", "select sku, abc_class from sku_classes").await? {
-        let c = Columns::new(&b);
-        for (sku, class) in c.text(0)?.into_iter().zip(c.text(1)?) {
-            if let (Some(sku), Some(class)) = (sku, class) {
-                out.insert(sku, class);
-            }
-        }
-    }
-    Ok(out)
+    crate::drift::text_map(ctx, "planning: classes", "select sku, abc_class from sku_classes").await
 }
 
 #[cfg(test)]
