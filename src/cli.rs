@@ -58,6 +58,14 @@ pub enum Command {
         #[arg(long)]
         date: Option<NaiveDate>,
     },
+    /// Run pipelines on their cron schedules until SIGINT/SIGTERM, catching up missed runs.
+    Schedule {
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+    },
+    /// Check a pipeline (keys, environment, schedule, reference files, landing areas)
+    /// without running it.
+    Validate { pipeline: PathBuf },
     /// Build the marts from the raw tables.
     Build {
         #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
@@ -88,6 +96,7 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> Result<i32> {
     init_logging(cli.verbose, cli.quiet);
+    crate::progress::set_quiet(cli.quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -123,8 +132,8 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
         }
         Command::Run { pipeline, date } => {
             let pipeline = Pipeline::load(&pipeline)?;
-            let warehouse = Warehouse::open(&pipeline.warehouse)?;
-            let report = ingest::run(&pipeline, &warehouse, &RunOptions { date }).await?;
+            let warehouse = Warehouse::for_pipeline(&pipeline)?;
+            let report = ingest::run(&pipeline, &warehouse, &RunOptions { date, ..Default::default() }).await?;
             if !quiet {
                 print!("{}", describe_run(&report));
             }
@@ -139,12 +148,20 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
         }
         Command::Snapshot { pipeline, date } => {
             let pipeline = Pipeline::load(&pipeline)?;
-            let warehouse = Warehouse::open(&pipeline.warehouse)?;
-            let report = ingest::run(&pipeline, &warehouse, &RunOptions { date }).await?;
+            let warehouse = Warehouse::for_pipeline(&pipeline)?;
+            let report = ingest::run(&pipeline, &warehouse, &RunOptions { date, ..Default::default() }).await?;
             if !quiet {
                 print!("{}", describe_run(&report));
             }
             Ok(run_exit_code(&report))
+        }
+        Command::Schedule { pipelines } => crate::schedule::serve(&pipelines).await,
+        Command::Validate { pipeline } => {
+            let validation = crate::validate::validate(&pipeline).await?;
+            if !quiet {
+                print!("{}", validation.text);
+            }
+            Ok(if validation.ok { 0 } else { 2 })
         }
         Command::Build { warehouse } => {
             let warehouse = Warehouse::open(&warehouse)?;

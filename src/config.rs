@@ -22,9 +22,26 @@ pub struct Pipeline {
     #[serde(default)]
     pub timezone: Option<String>,
     /// Warehouse location: a local folder (default `./warehouse`) or an object-store URL
-    /// such as `s3://bucket/prefix`.
+    /// such as `s3://bucket/prefix`. `${ENV_VAR}` is replaced from the environment.
     #[serde(default = "default_warehouse")]
     pub warehouse: String,
+    /// Missed runs when `stocktake schedule` starts after downtime: `none` skips them,
+    /// `latest` (default) runs the most recent one, `all` runs each in order.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    /// A scheduled run on local day D ingests the files dated D − `ingest_days_back`
+    /// (1 when the systems export yesterday's stock overnight).
+    #[serde(default)]
+    pub ingest_days_back: u32,
+    /// Object-store options for the warehouse, landing and reference URLs, e.g.
+    /// `aws_endpoint`, `aws_region`, `aws_access_key_id = "${AWS_ACCESS_KEY_ID}"`. Values
+    /// are expanded from the environment only when used, so secrets never reach logs;
+    /// `AWS_*` environment variables apply as well.
+    #[serde(default)]
+    pub storage: BTreeMap<String, String>,
+    /// Retries of transient source errors (network, throttling, timeouts).
+    #[serde(default)]
+    pub retry: RetryPolicy,
     /// Reference files: the canonical SKUs, locations, aliases and bundles.
     pub reference: ReferenceFiles,
     /// Location type → the system whose number is true there, e.g. `store = "pos"`.
@@ -155,6 +172,35 @@ impl Default for Thresholds {
     }
 }
 
+/// What `stocktake schedule` does with runs missed while it was down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    None,
+    #[default]
+    Latest,
+    All,
+}
+
+/// Exponential backoff with jitter: attempt n waits a random time in
+/// [½, 1] × min(initial × 2ⁿ⁻¹, max) before trying again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (1 = no retry).
+    pub attempts: u32,
+    /// Wait before the second try, in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Ceiling of any one wait, in milliseconds.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts: 4, initial_backoff_ms: 500, max_backoff_ms: 10_000 }
+    }
+}
+
 fn default_warehouse() -> String {
     "./warehouse".to_string()
 }
@@ -167,7 +213,7 @@ impl Pipeline {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Pipeline> {
-        let pipeline: Pipeline = toml::from_str(text).map_err(|e| {
+        let mut pipeline: Pipeline = toml::from_str(text).map_err(|e| {
             let mut line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
             // Inside a `kind`-tagged system the span covers the whole table: point at the key.
             if let Some(key) = e.message().strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
@@ -176,7 +222,40 @@ impl Pipeline {
             Error::Config { file: path.to_path_buf(), line, message: e.message().to_string() }
         })?;
         pipeline.check(text, path)?;
+        check_env_references(text, path)?;
+        pipeline.expand_locations()?;
         Ok(pipeline)
+    }
+
+    /// Object-store options with `${ENV_VAR}` expanded: call only where they are used.
+    pub fn storage_options(&self) -> Vec<(String, String)> {
+        let mut options = crate::storage::storage_options();
+        for (key, value) in &self.storage {
+            // Checked at load time; a variable unset since then expands to nothing.
+            options.push((key.to_ascii_lowercase(), expand_env(value).unwrap_or_default()));
+        }
+        options
+    }
+
+    /// Locations may name their bucket or host through the environment.
+    fn expand_locations(&mut self) -> Result<()> {
+        let expand = |v: &mut String| -> Result<()> {
+            *v = expand_env(v).map_err(Error::Usage)?;
+            Ok(())
+        };
+        expand(&mut self.warehouse)?;
+        expand(&mut self.reference.skus)?;
+        expand(&mut self.reference.locations)?;
+        if let Some(v) = &mut self.reference.sku_aliases {
+            expand(v)?;
+        }
+        if let Some(v) = &mut self.reference.bundles {
+            expand(v)?;
+        }
+        for system in &mut self.systems {
+            expand(system.landing_mut())?;
+        }
+        Ok(())
     }
 
     /// Consistency checks serde cannot express.
@@ -206,6 +285,21 @@ impl Pipeline {
                 ));
             }
         }
+        for (key, value) in &self.storage {
+            let secret = ["secret", "password", "token", "access_key_id"].iter().any(|w| key.to_ascii_lowercase().contains(w));
+            if secret && !value.trim().starts_with("${") {
+                return Err(bad(key, format!("storage.{key} holds a literal secret; write \"${{ENV_VAR}}\" and set it in the environment")));
+            }
+        }
+        if self.retry.attempts == 0 || self.retry.initial_backoff_ms > self.retry.max_backoff_ms {
+            return Err(bad("[retry]", "retry: attempts must be ≥ 1 and initial_backoff_ms ≤ max_backoff_ms".into()));
+        }
+        if let Some(schedule) = &self.schedule {
+            crate::schedule::parse_cron(schedule).map_err(|m| bad("schedule", m))?;
+        }
+        if let Some(tz) = &self.timezone {
+            tz.parse::<chrono_tz::Tz>().map_err(|_| bad("timezone", format!("unknown timezone '{tz}' (an IANA name such as America/New_York)")))?;
+        }
         let t = &self.thresholds;
         let levels = [t.service_level_a, t.service_level_b, t.service_level_c];
         if !(0.0..1.0).contains(&t.flag_pct)
@@ -222,6 +316,36 @@ impl Pipeline {
     pub fn snapshot_systems(&self) -> impl Iterator<Item = &SourceConfig> {
         self.systems.iter().filter(|s| s.is_snapshot())
     }
+}
+
+/// Replaces every `${NAME}` with the environment variable NAME; the error names a missing one.
+pub fn expand_env(value: &str) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unclosed '${{' in '{value}'"))?;
+        let name = &after[..end];
+        let var = std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?;
+        out.push_str(&var);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Every `${NAME}` in the file must be set: the error names the line and key, never a value.
+fn check_env_references(text: &str, path: &Path) -> Result<()> {
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with('#') || !line.contains("${") {
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+        let value = line.split_once('=').map(|(_, v)| v).unwrap_or(line);
+        expand_env(value).map_err(|m| Error::Config { file: path.to_path_buf(), line: i + 1, message: format!("key '{key}': {m}") })?;
+    }
+    Ok(())
 }
 
 /// 1-based line of a byte offset.

@@ -67,12 +67,33 @@ pub enum Error {
         source: rust_xlsxwriter::XlsxError,
     },
 
+    /// A transient error that persisted through every retry.
+    #[error("{source} (gave up after {tries} tries)")]
+    Retried {
+        tries: u32,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A command used in a way that cannot work (missing table, bad argument).
     #[error("{0}")]
     Usage(String),
 }
 
 impl Error {
+    /// Whether trying again later may succeed: network trouble, throttling, timeouts —
+    /// not a missing file, a refused credential or a bad row.
+    pub fn is_transient(&self) -> bool {
+        use std::io::ErrorKind::*;
+        match self {
+            Error::Io { source, .. } => {
+                matches!(source.kind(), Interrupted | TimedOut | WouldBlock | ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe)
+            }
+            Error::ObjectStore { source, .. } => matches!(source, object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }),
+            _ => false,
+        }
+    }
+
     pub fn io(path: impl std::fmt::Display, source: std::io::Error) -> Self {
         Error::Io { path: path.to_string(), source }
     }

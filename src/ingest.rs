@@ -16,11 +16,33 @@ use crate::storage::{self, Area, DroppedFile};
 use crate::tables::{self, BatchBuilder};
 use crate::warehouse::{Warehouse, Write};
 
-/// What to ingest.
+/// What to ingest, and why.
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
     /// Only files whose path carries this date; all files when `None`.
     pub date: Option<NaiveDate>,
+    /// The cron slot this run serves (scheduled and catch-up runs).
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// Who started it: `manual`, `schedule` or `catch_up` (recorded in `runs`).
+    pub trigger: Trigger,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    #[default]
+    Manual,
+    Schedule,
+    CatchUp,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::CatchUp => "catch_up",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -119,14 +141,20 @@ struct Loaded {
 
 pub async fn load_reference(pipeline: &Pipeline) -> Result<Reference> {
     let r = &pipeline.reference;
-    let skus = storage::read_file(&r.skus).await?;
-    let locations = storage::read_file(&r.locations).await?;
+    let options = pipeline.storage_options();
+    let read = |location: &str| {
+        let location = location.to_string();
+        let options = &options;
+        async move { storage::read_file(&location, options, &pipeline.retry).await }
+    };
+    let skus = read(&r.skus).await?;
+    let locations = read(&r.locations).await?;
     let aliases = match &r.sku_aliases {
-        Some(p) => Some(storage::read_file(p).await?),
+        Some(p) => Some(read(p).await?),
         None => None,
     };
     let bundles = match &r.bundles {
-        Some(p) => Some(storage::read_file(p).await?),
+        Some(p) => Some(read(p).await?),
         None => None,
     };
     Reference::from_files(
@@ -145,9 +173,15 @@ pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOption
 
     let mut loaded = Loaded::default();
     loaded.fingerprint.add(pipeline.name.as_bytes());
+    if let Some(slot) = options.scheduled_for {
+        loaded.fingerprint.add(slot.to_rfc3339().as_bytes());
+    }
+    let storage_options = pipeline.storage_options();
+    let progress = crate::progress::bar("snapshot", 0);
     let mut reports = Vec::new();
     for system in &pipeline.systems {
-        let report = ingest_system(system, &reference, options, &mut loaded).await;
+        progress.set_message(system.name().to_string());
+        let report = ingest_system(system, &reference, options, (&storage_options, &pipeline.retry), &progress, &mut loaded).await;
         info!(system = %report.system, status = report.status, rows_in = report.rows_in, accepted = report.accepted,
               quarantined = report.quarantined, unmapped = report.unmapped, "system read");
         for e in &report.errors {
@@ -155,6 +189,7 @@ pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOption
         }
         reports.push(report);
     }
+    progress.set_message("committing");
     let run_id = format!(
         "{}-{}-{:016x}",
         pipeline.name,
@@ -163,6 +198,7 @@ pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOption
     );
 
     commit(&loaded, &run_id, warehouse).await?;
+    progress.finish_and_clear();
 
     let status = if reports.iter().all(|r| r.status == "ok") {
         "ok"
@@ -183,9 +219,16 @@ pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOption
     Ok(report)
 }
 
-async fn ingest_system(system: &SourceConfig, reference: &Reference, options: &RunOptions, loaded: &mut Loaded) -> SystemReport {
+async fn ingest_system(
+    system: &SourceConfig,
+    reference: &Reference,
+    options: &RunOptions,
+    (storage_options, retry): (&[(String, String)], &crate::config::RetryPolicy),
+    progress: &indicatif::ProgressBar,
+    loaded: &mut Loaded,
+) -> SystemReport {
     let mut report = SystemReport { system: system.name().to_string(), kind: system.kind().to_string(), status: "ok", ..Default::default() };
-    let files = match Area::open(system.landing()) {
+    let files = match Area::open(system.landing(), storage_options, retry) {
         Ok(area) => match area.list().await {
             Ok(files) => Some((area, files)),
             Err(e) => {
@@ -203,9 +246,11 @@ async fn ingest_system(system: &SourceConfig, reference: &Reference, options: &R
         return report;
     };
     let files: Vec<DroppedFile> = files.into_iter().filter(|f| options.date.is_none() || f.date == options.date).collect();
+    progress.inc_length(files.len() as u64);
     let mut unreadable = 0;
     let mut seen = HashMap::new();
     for file in &files {
+        progress.inc(1);
         report.files += 1;
         let bytes = match area.read(file).await {
             Ok(b) => b,
@@ -634,7 +679,10 @@ async fn record_run(report: &RunReport, options: &RunOptions, warehouse: &Wareho
         .collect::<Vec<_>>()
         .join(",");
     let one = |v: i64| std::iter::once(Some(v));
-    let scheduled = options.date.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()).unwrap_or(report.started_at);
+    let scheduled = options
+        .scheduled_for
+        .or_else(|| options.date.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()))
+        .unwrap_or(report.started_at);
     let batch = BatchBuilder::new(&tables::RUNS)
         .str(std::iter::once(Some(report.run_id.as_str())))
         .str(std::iter::once(Some(report.pipeline.as_str())))
@@ -647,6 +695,7 @@ async fn record_run(report: &RunReport, options: &RunOptions, warehouse: &Wareho
         .int(one(report.total(|s| s.quarantined)))
         .int(one(report.total(|s| s.unmapped)))
         .str(std::iter::once(Some(format!("[{detail}]").as_str())))
+        .str(std::iter::once(Some(options.trigger.as_str())))
         .finish()?;
     let predicate = format!("run_id = '{}'", report.run_id.replace('\'', "''"));
     write_replacing(warehouse, &tables::RUNS, batch, Some(predicate.clone())).await?;
@@ -665,6 +714,32 @@ async fn record_run(report: &RunReport, options: &RunOptions, warehouse: &Wareho
         .str(errors.iter().map(|e| (!e.is_empty()).then_some(e.as_str())))
         .finish()?;
     write_replacing(warehouse, &tables::RUN_SYSTEMS, batch, Some(predicate)).await
+}
+
+/// Records a run that died (a panic) before it could report: status `failed`, the message
+/// in `detail`, so the ledger shows it and catch-up does not run the slot again.
+pub async fn record_failed(pipeline: &Pipeline, options: &RunOptions, started_at: DateTime<Utc>, message: &str, warehouse: &Warehouse) -> Result<String> {
+    let mut fingerprint = Fingerprint::default();
+    fingerprint.add(pipeline.name.as_bytes());
+    fingerprint.add(format!("{:?}", options.scheduled_for).as_bytes());
+    fingerprint.add(b"failed");
+    let date = options.date.map(|d| d.to_string()).unwrap_or_else(|| "all".into());
+    let report = RunReport {
+        run_id: format!("{}-{date}-{:016x}", pipeline.name, fingerprint.0),
+        pipeline: pipeline.name.clone(),
+        status: "failed",
+        started_at,
+        finished_at: Utc::now(),
+        systems: vec![SystemReport {
+            system: "*".into(),
+            kind: "run".into(),
+            status: "failed",
+            errors: vec![message.to_string()],
+            ..Default::default()
+        }],
+    };
+    record_run(&report, options, warehouse).await?;
+    Ok(report.run_id)
 }
 
 /// FNV-1a over everything a run read: the same files give the same run id, so re-running

@@ -9,12 +9,16 @@ pub mod error;
 pub mod ingest;
 pub mod marts;
 pub mod planning;
+pub mod progress;
 pub mod query;
+pub mod retry;
+pub mod schedule;
 pub mod reference;
 pub mod sources;
 pub mod stats;
 pub mod storage;
 pub mod tables;
+pub mod validate;
 pub mod warehouse;
 
 pub use error::{Error, Result};

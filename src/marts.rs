@@ -87,7 +87,9 @@ pub async fn build(warehouse: &Warehouse) -> Result<BuildReport> {
     }
     let mut report = BuildReport { rows: vec![], failed_tests: vec![] };
     let thresholds = read_thresholds(&ctx).await?;
+    let progress = crate::progress::bar("build", MARTS.len() as u64);
     for mart in MARTS {
+        progress.set_message(mart.name);
         let context = format!("mart {}", mart.name);
         let batches = match &mart.recipe {
             Recipe::Sql(sql) => collect(&ctx, &context, sql).await?,
@@ -103,11 +105,13 @@ pub async fn build(warehouse: &Warehouse) -> Result<BuildReport> {
         warehouse.write(&spec, batches, Write::All).await?;
         warehouse.register(&ctx, &[mart.name]).await?;
         info!(mart = mart.name, rows, "mart built");
+        progress.inc(1);
         report.rows.push((mart.name, rows));
         if let Some(tests) = mart.tests {
             report.failed_tests.extend(run_tests(&ctx, mart.name, tests).await?);
         }
     }
+    progress.finish_and_clear();
     Ok(report)
 }
 

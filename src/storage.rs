@@ -9,7 +9,9 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
+use crate::config::RetryPolicy;
 use crate::error::{Error, Result};
+use crate::retry::with_retry;
 
 /// A local path or URL turned into a URL (local paths made absolute).
 pub fn to_url(location: &str) -> Result<Url> {
@@ -25,11 +27,34 @@ pub fn storage_options() -> Vec<(String, String)> {
     std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()
 }
 
+/// The store and path a URL names. S3 is built here so that its client does not retry on
+/// its own for minutes: stocktake's retry policy (backoff with jitter) decides.
+fn open_url(url: &Url, options: &[(String, String)], display: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
+    let wrap = |e| Error::ObjectStore { path: display.to_string(), source: e };
+    if url.scheme() == "s3" {
+        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+        let mut builder = AmazonS3Builder::new().with_url(url.as_str());
+        for (key, value) in options {
+            // The environment holds AWS_* variables object_store has no use for.
+            if let Ok(key) = key.parse::<AmazonS3ConfigKey>() {
+                builder = builder.with_config(key, value);
+            }
+        }
+        let retry = object_store::RetryConfig { max_retries: 0, ..Default::default() };
+        let store = builder.with_retry(retry).build().map_err(wrap)?;
+        let path = StorePath::from_url_path(url.path()).map_err(|e| wrap(e.into()))?;
+        return Ok((Arc::new(store), path));
+    }
+    let (store, path) = object_store::parse_url_opts(url, options.iter().cloned()).map_err(wrap)?;
+    Ok((Arc::from(store), path))
+}
+
 /// A folder of dropped files.
 pub struct Area {
     display: String,
     store: Arc<dyn ObjectStore>,
     root: StorePath,
+    retry: RetryPolicy,
 }
 
 /// One dropped file.
@@ -53,7 +78,8 @@ impl DroppedFile {
 }
 
 impl Area {
-    pub fn open(location: &str) -> Result<Area> {
+    pub fn open(location: &str, options: &[(String, String)], retry: &RetryPolicy) -> Result<Area> {
+        let retry = retry.clone();
         let url = to_url(location)?;
         let display = location.trim_end_matches('/').to_string();
         if url.scheme() == "file" {
@@ -62,21 +88,18 @@ impl Area {
                 return Err(Error::io(location, std::io::Error::new(std::io::ErrorKind::NotFound, "landing folder does not exist")));
             }
             let store = object_store::local::LocalFileSystem::new_with_prefix(&path).map_err(|e| Error::ObjectStore { path: display.clone(), source: e })?;
-            return Ok(Area { display, store: Arc::new(store), root: StorePath::default() });
+            return Ok(Area { display, store: Arc::new(store), root: StorePath::default(), retry });
         }
-        let (store, root) = object_store::parse_url_opts(&url, storage_options())
-            .map_err(|e| Error::ObjectStore { path: display.clone(), source: e })?;
-        Ok(Area { display, store: Arc::from(store), root })
+        let (store, root) = open_url(&url, options, &display)?;
+        Ok(Area { display, store, root, retry })
     }
 
     /// Every file below the root, sorted by path, so runs are deterministic.
     pub async fn list(&self) -> Result<Vec<DroppedFile>> {
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&self.root))
-            .try_collect()
-            .await
-            .map_err(|e| Error::ObjectStore { path: self.display.clone(), source: e })?;
+        let metas: Vec<_> = with_retry(&self.retry, &format!("listing {}", self.display), || async {
+            self.store.list(Some(&self.root)).try_collect().await.map_err(|e| Error::ObjectStore { path: self.display.clone(), source: e })
+        })
+        .await?;
         let prefix = self.root.as_ref();
         let mut files: Vec<DroppedFile> = metas
             .into_iter()
@@ -100,21 +123,38 @@ impl Area {
     }
 
     pub async fn read(&self, file: &DroppedFile) -> Result<bytes::Bytes> {
-        let result = self.store.get(&file.location).await.map_err(|e| Error::ObjectStore { path: file.display.clone(), source: e })?;
-        result.bytes().await.map_err(|e| Error::ObjectStore { path: file.display.clone(), source: e })
+        let wrap = |e| Error::ObjectStore { path: file.display.clone(), source: e };
+        with_retry(&self.retry, &format!("reading {}", file.display), || async {
+            self.store.get(&file.location).await.map_err(wrap)?.bytes().await.map_err(wrap)
+        })
+        .await
     }
 }
 
 /// Reads one whole file (a reference file) from a path or URL.
-pub async fn read_file(location: &str) -> Result<Vec<u8>> {
+pub async fn read_file(location: &str, options: &[(String, String)], retry: &RetryPolicy) -> Result<Vec<u8>> {
     if !location.contains("://") {
         return std::fs::read(location).map_err(|e| Error::io(location, e));
     }
     let url = to_url(location)?;
-    let (store, path) = object_store::parse_url_opts(&url, storage_options())
-        .map_err(|e| Error::ObjectStore { path: location.to_string(), source: e })?;
-    let result = store.get(&path).await.map_err(|e| Error::ObjectStore { path: location.to_string(), source: e })?;
-    Ok(result.bytes().await.map_err(|e| Error::ObjectStore { path: location.to_string(), source: e })?.to_vec())
+    let (store, path) = open_url(&url, options, location)?;
+    let wrap = |e| Error::ObjectStore { path: location.to_string(), source: e };
+    let bytes = with_retry(retry, &format!("reading {location}"), || async { store.get(&path).await.map_err(wrap)?.bytes().await.map_err(wrap) }).await?;
+    Ok(bytes.to_vec())
+}
+
+/// Writes one whole file to a path or URL (uploading a landing area to an object store).
+pub async fn write_file(location: &str, options: &[(String, String)], bytes: Vec<u8>) -> Result<()> {
+    if !location.contains("://") {
+        if let Some(parent) = std::path::Path::new(location).parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+        }
+        return std::fs::write(location, bytes).map_err(|e| Error::io(location, e));
+    }
+    let url = to_url(location)?;
+    let (store, path) = open_url(&url, options, location)?;
+    store.put(&path, bytes.into()).await.map_err(|e| Error::ObjectStore { path: location.to_string(), source: e })?;
+    Ok(())
 }
 
 /// The first `YYYY-MM-DD` in a path.

@@ -80,6 +80,7 @@ pub static RUNS: LazyLock<TableSpec> = LazyLock::new(|| {
     spec("runs", &[], vec![
         utf8("run_id"), utf8("pipeline"), timestamp("scheduled_for"), timestamp("started_at"), timestamp("finished_at"),
         utf8("status"), int("rows_in"), int("rows_accepted"), int("rows_quarantined"), int("rows_unmapped"), utf8("detail"),
+        utf8("trigger"),
     ])
 });
 

@@ -39,6 +39,16 @@ pub struct Warehouse {
 impl Warehouse {
     /// Opens (creating, for a local folder) the warehouse at a path or URL.
     pub fn open(location: &str) -> Result<Warehouse> {
+        Self::open_with(location, storage::storage_options())
+    }
+
+    /// The pipeline's warehouse, with its object-store options.
+    pub fn for_pipeline(pipeline: &crate::config::Pipeline) -> Result<Warehouse> {
+        Self::open_with(&pipeline.warehouse, pipeline.storage_options())
+    }
+
+    /// Opens the warehouse with explicit object-store options.
+    pub fn open_with(location: &str, options: Vec<(String, String)>) -> Result<Warehouse> {
         let root = storage::to_url(location)?;
         if root.scheme() == "file" {
             let path = root.to_file_path().map_err(|()| Error::Usage(format!("'{location}' is not a local path")))?;
@@ -48,7 +58,7 @@ impl Warehouse {
         if !root.path().ends_with('/') {
             root.set_path(&format!("{}/", root.path()));
         }
-        Ok(Warehouse { root, options: storage::storage_options().into_iter().collect() })
+        Ok(Warehouse { root, options: options.into_iter().collect() })
     }
 
     pub fn root(&self) -> &Url {

@@ -81,7 +81,7 @@ pub async fn run(options: &DemoOptions) -> Result<String> {
     let generated = generate(options)?;
     let generated_in = clock.elapsed();
     let pipeline = Pipeline::load(&generated.pipeline_path)?;
-    let warehouse = Warehouse::open(&pipeline.warehouse)?;
+    let warehouse = Warehouse::for_pipeline(&pipeline)?;
     let report = ingest::run(&pipeline, &warehouse, &RunOptions::default()).await?;
     let ingested_in = clock.elapsed();
     let build = marts::build(&warehouse).await?;

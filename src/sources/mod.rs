@@ -59,6 +59,16 @@ impl SourceConfig {
         }
     }
 
+    pub fn landing_mut(&mut self) -> &mut String {
+        match self {
+            SourceConfig::AmazonFbaInventory(c) => &mut c.landing,
+            SourceConfig::ShopifyInventoryCsv(c) => &mut c.landing,
+            SourceConfig::Csv(c) => &mut c.landing,
+            SourceConfig::MovementsCsv(c) => &mut c.landing,
+            SourceConfig::CountsCsv(c) => &mut c.landing,
+        }
+    }
+
     /// Whether the system reports stock levels (as opposed to movements or counts).
     pub fn is_snapshot(&self) -> bool {
         matches!(

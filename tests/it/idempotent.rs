@@ -58,7 +58,7 @@ async fn re_running_one_date_replaces_that_partition_only() {
     let file = dir.path().join("landing/erp/2026-07-03/erp.csv");
     std::fs::write(&file, "Site,Item,Qty\nW1,1001,15\nW1,5555,3\nS1,1002,8\n").unwrap();
     let date = chrono::NaiveDate::from_ymd_opt(2026, 7, 3);
-    let report = ingest::run(&pipeline, &warehouse, &RunOptions { date }).await.unwrap();
+    let report = ingest::run(&pipeline, &warehouse, &RunOptions { date, ..Default::default() }).await.unwrap();
     let erp = report.systems.iter().find(|s| s.system == "erp" && s.kind == "csv").unwrap();
     assert_eq!((erp.files, erp.rows_in, erp.accepted), (1, 3, 2));
 
