@@ -117,7 +117,11 @@ fn init_logging(verbose: u8, quiet: bool) {
             let others = if verbose >= 2 { "warn" } else { "off" };
             tracing_subscriber::EnvFilter::new(format!("stocktake={level},{others}"))
         });
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 async fn dispatch(command: Command, quiet: bool) -> Result<i32> {

@@ -679,14 +679,12 @@ async fn record_run(report: &RunReport, options: &RunOptions, warehouse: &Wareho
         .collect::<Vec<_>>()
         .join(",");
     let one = |v: i64| std::iter::once(Some(v));
-    let scheduled = options
-        .scheduled_for
-        .or_else(|| options.date.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()))
-        .unwrap_or(report.started_at);
+    // A manual run of every file serves no slot: NULL.
+    let scheduled = options.scheduled_for.or_else(|| options.date.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
     let batch = BatchBuilder::new(&tables::RUNS)
         .str(std::iter::once(Some(report.run_id.as_str())))
         .str(std::iter::once(Some(report.pipeline.as_str())))
-        .timestamp(std::iter::once(Some(scheduled)))
+        .timestamp(std::iter::once(scheduled))
         .timestamp(std::iter::once(Some(report.started_at)))
         .timestamp(std::iter::once(Some(report.finished_at)))
         .str(std::iter::once(Some(report.status)))

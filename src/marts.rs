@@ -80,6 +80,12 @@ pub struct BuildReport {
 }
 
 pub async fn build(warehouse: &Warehouse) -> Result<BuildReport> {
+    if warehouse.load("locations").await?.is_none() {
+        return Err(Error::Usage(format!(
+            "the warehouse at {} holds no ingested data yet: run `stocktake run PIPELINE` (or `stocktake snapshot`) first",
+            warehouse.root()
+        )));
+    }
     let ctx = warehouse.session(&all_tables()).await?;
     for model in STAGING {
         let sql = format!("create or replace view {} as {}", model.name, strip_comments(model.sql));
@@ -90,6 +96,7 @@ pub async fn build(warehouse: &Warehouse) -> Result<BuildReport> {
     let progress = crate::progress::bar("build", MARTS.len() as u64);
     for mart in MARTS {
         progress.set_message(mart.name);
+        info!(mart = mart.name, "building mart");
         let context = format!("mart {}", mart.name);
         let batches = match &mart.recipe {
             Recipe::Sql(sql) => collect(&ctx, &context, sql).await?,

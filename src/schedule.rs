@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
@@ -61,6 +61,8 @@ impl Slots {
 
     /// The first slot strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // croner keeps the start's fraction of a second; slots are whole seconds.
+        let t = t.trunc_subsecs(0);
         self.cron.find_next_occurrence(&t.with_timezone(&self.tz), false).ok().map(|d| d.with_timezone(&Utc))
     }
 
@@ -100,12 +102,17 @@ struct Runner {
     warehouse: Warehouse,
     slots: Slots,
     busy: tokio::sync::Mutex<()>,
+    /// Set on SIGINT/SIGTERM: triggers after it start nothing.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Runner {
     /// Runs the slot unless a run of this pipeline is still going (then the trigger is
     /// skipped and logged: runs never overlap).
     async fn trigger(self: &Arc<Self>, slot: DateTime<Utc>, trigger: Trigger) {
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let Ok(_guard) = self.busy.try_lock() else {
             warn!(pipeline = %self.pipeline.name, slot = %slot, "skipped: the previous run is still going");
             return;
@@ -208,7 +215,7 @@ pub async fn serve(paths: &[PathBuf]) -> Result<i32> {
         let pipeline = Pipeline::load(path)?;
         let slots = Slots::for_pipeline(&pipeline)?;
         let warehouse = Warehouse::for_pipeline(&pipeline)?;
-        runners.push(Arc::new(Runner { pipeline, warehouse, slots, busy: Default::default() }));
+        runners.push(Arc::new(Runner { pipeline, warehouse, slots, busy: Default::default(), stopping: Default::default() }));
     }
     let scheduler_error = |e: tokio_cron_scheduler::JobSchedulerError| Error::Usage(format!("scheduler: {e}"));
     let mut scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
@@ -239,15 +246,26 @@ pub async fn serve(paths: &[PathBuf]) -> Result<i32> {
         arm(scheduler.clone(), runner.clone(), now).await;
     }
     scheduler.start().await.map_err(scheduler_error)?;
-    eprintln_ready(&runners);
+    log_ready(&runners);
 
     wait_for_stop().await?;
     info!("stopping: no new runs; waiting for the ones in progress");
-    scheduler.shutdown().await.map_err(scheduler_error)?;
-    for c in catch_ups {
-        c.abort();
+    for runner in &runners {
+        runner.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     }
-    // A run in progress holds its pipeline's lock; taking every lock waits for them.
+    scheduler.shutdown().await.map_err(scheduler_error)?;
+    // A second signal does not wait.
+    tokio::spawn(async {
+        if wait_for_stop().await.is_ok() {
+            warn!("second signal: exiting without waiting (committed tables stay whole)");
+            std::process::exit(2);
+        }
+    });
+    // Catch-up loops stop before their next slot; a run in progress holds its pipeline's
+    // lock, so taking every lock waits for them.
+    for c in catch_ups {
+        let _ = c.await;
+    }
     for runner in &runners {
         let _ = runner.busy.lock().await;
     }
@@ -255,7 +273,7 @@ pub async fn serve(paths: &[PathBuf]) -> Result<i32> {
     Ok(0)
 }
 
-fn eprintln_ready(runners: &[Arc<Runner>]) {
+fn log_ready(runners: &[Arc<Runner>]) {
     for r in runners {
         info!(pipeline = %r.pipeline.name, "waiting for the next slot");
     }

@@ -126,7 +126,7 @@ facts as (
     select week, abc_class, location_id, region, system, 'explained_variance', case when explained_variance then 1.0 else 0.0 end, 1.0
     from variance_facts
     union all
-    select week, abc_class, location_id, region, system, 'variance_value', abs(value_delta), 1.0
+    select week, abc_class, location_id, region, system, 'variance_value', round(abs(value_delta) * 100), 1.0
     from variance_facts where real_variance
     union all
     select week, abc_class, location_id, region, system, 'publish_lag', cast(lag_days as double), 1.0
@@ -181,7 +181,8 @@ aggregated as (
         arrow_cast(sum(case when metric = 'open_exceptions' then num else 0 end), 'Int64') as open_exceptions,
         median(case when metric = 'days_to_close' then num end) as median_days_to_close,
         avg(case when metric = 'publish_lag' then num end) as publish_lag_days,
-        sum(case when metric = 'variance_value' then num else 0 end) as variance_value,
+        -- Cents, summed exactly whatever the order (see variance_trends).
+        sum(case when metric = 'variance_value' then num else 0 end) / 100.0 as variance_value,
         arrow_cast(sum(case when metric = 'real_variance' then num else 0 end), 'Int64') as real_variances,
         arrow_cast(sum(case when metric = 'explained_variance' then num else 0 end), 'Int64') as explained_variances,
         sum(case when metric = 'unreasoned_adjustment' then num end) / sum(case when metric = 'unreasoned_adjustment' then den end) as unreasoned_adjustment_share,

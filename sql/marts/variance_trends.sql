@@ -33,7 +33,9 @@ final as (
         avg(abs(v.delta)) as mean_abs_delta,
         avg(case when v.explained_by is null then abs(v.delta) else 0 end) as mean_abs_real_delta,
         avg(v.delta) as signed_bias,
-        sum(case when v.flagged and v.explained_by is null then abs(v.value_delta) else 0 end) as value_delta
+        -- Summed in whole cents: integer-valued floats add up exactly in any order, so
+        -- parallel aggregation gives the same figure on every run.
+        sum(case when v.flagged and v.explained_by is null then round(abs(v.value_delta) * 100) else 0 end) / 100.0 as value_delta
     from variances v
     left join classes c on c.sku = v.sku
     group by 1, 2, 3, 4, 5

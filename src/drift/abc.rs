@@ -28,7 +28,8 @@ pub struct SkuClass {
 pub fn classify(usage: &[(String, f64)], a_share: f64, b_share: f64) -> Vec<SkuClass> {
     let mut ranked: Vec<&(String, f64)> = usage.iter().collect();
     ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-    let total: f64 = usage.iter().map(|(_, v)| v.max(0.0)).sum();
+    // Summed in rank order: the same total whatever order the query returned the rows in.
+    let total: f64 = ranked.iter().map(|(_, v)| v.max(0.0)).sum();
     let mut before = 0.0;
     ranked
         .into_iter()

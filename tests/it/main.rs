@@ -1,11 +1,14 @@
 //! Integration tests: one binary, a module per area. Fixtures live in tests/fixtures/.
 
 mod bad_input;
+mod crash;
 mod demo;
 mod drift;
 mod idempotent;
+mod object_store;
 mod outside_reader;
 mod planning;
+mod schedule;
 
 use std::path::{Path, PathBuf};
 
@@ -99,4 +102,28 @@ pub fn python_peer<T: serde::de::DeserializeOwned>(script: &str, input: &impl se
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{peer} failed (.ci/run installs it): {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A two-week demo (files, pipeline and the warehouse its run built), generated once;
+/// tests copy it with `small_demo_in`.
+fn small_demo_template() -> &'static PathBuf {
+    static DEMO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DEMO.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let out = std::process::Command::new(binary()).args(["demo", "--days", "14", "--quiet"]).current_dir(&dir).output().unwrap();
+        assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+}
+
+/// Copies the two-week demo into `dir` (`stocktake-demo/…`, and its warehouse when
+/// `with_warehouse`); commands run in `dir` find the pipeline at `stocktake-demo/pipeline.toml`.
+pub fn small_demo_in(dir: &Path, with_warehouse: bool) {
+    let template = small_demo_template();
+    std::fs::create_dir_all(dir.join("stocktake-demo")).unwrap();
+    copy_tree(&template.join("stocktake-demo"), &dir.join("stocktake-demo"));
+    if with_warehouse {
+        std::fs::create_dir_all(dir.join("warehouse")).unwrap();
+        copy_tree(&template.join("warehouse"), &dir.join("warehouse"));
+    }
 }
