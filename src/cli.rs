@@ -66,6 +66,24 @@ pub enum Command {
     /// Check a pipeline (keys, environment, schedule, reference files, landing areas)
     /// without running it.
     Validate { pipeline: PathBuf },
+    /// The daily sync check: the top SKUs by revenue, every system against the true count.
+    /// Exit 1 when anything is out beyond tolerance and unexplained, 0 when clean.
+    Check {
+        pipeline: PathBuf,
+        /// How many SKUs, by revenue over the demand window.
+        #[arg(long, default_value_t = 30)]
+        top: usize,
+    },
+    /// Triage one SKU: identity, ledger, policy, publish, and every movement since the
+    /// systems last agreed.
+    Explain {
+        #[arg(long)]
+        sku: String,
+        #[arg(long)]
+        location: Option<String>,
+        #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+    },
     /// Build the marts from the raw tables.
     Build {
         #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
@@ -166,6 +184,18 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
                 print!("{}", validation.text);
             }
             Ok(if validation.ok { 0 } else { 2 })
+        }
+        Command::Check { pipeline, top } => {
+            let pipeline = Pipeline::load(&pipeline)?;
+            let warehouse = Warehouse::for_pipeline(&pipeline)?;
+            let check = crate::check::daily_sync(&warehouse, top).await?;
+            print!("{}", check.text);
+            Ok(if check.flagged > 0 { 1 } else { 0 })
+        }
+        Command::Explain { sku, location, warehouse } => {
+            let warehouse = Warehouse::open(&warehouse)?;
+            print!("{}", crate::explain::explain(&warehouse, &sku, location.as_deref()).await?);
+            Ok(0)
         }
         Command::Build { warehouse } => {
             let warehouse = Warehouse::open(&warehouse)?;

@@ -1,11 +1,13 @@
 //! stocktake: snapshot every system's stock into Delta tables, decide which number is true
 //! for each location, and measure every other system against it.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod drift;
 pub mod error;
+pub mod explain;
 pub mod ingest;
 pub mod marts;
 pub mod planning;

@@ -6,6 +6,7 @@ mod demo;
 mod drift;
 mod idempotent;
 mod object_store;
+mod operations;
 mod outside_reader;
 mod planning;
 mod schedule;

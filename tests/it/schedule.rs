@@ -164,7 +164,7 @@ fn validate_checks_without_running_and_names_the_key_at_fault() {
     let cases = [
         (original.replace("schedule = \"0 0 6 * * *\"", "schedule = \"at six\""), "pipeline.toml:4:", "'at six'"),
         (original.replace("warehouse = \"./warehouse\"", "warehouse = \"${STOCKTAKE_TEST_UNSET_BUCKET}/wh\""), "pipeline.toml:6:", "STOCKTAKE_TEST_UNSET_BUCKET is not set"),
-        (original.replace("[reference]", "[storage]\naws_secret_access_key = \"hunter2\"\n[reference]"), "pipeline.toml:9:", "literal secret"),
+        (original.replace("[reference]", "[storage]\naws_secret_access_key = \"hunter2\"\n[reference]"), "pipeline.toml:10:", "literal secret"),
     ];
     for (text, place, message) in cases {
         std::fs::write(dir.path().join("stocktake-demo/pipeline.toml"), text).unwrap();
