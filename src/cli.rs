@@ -84,6 +84,24 @@ pub enum Command {
         #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
         warehouse: String,
     },
+    /// Serve every table over the PostgreSQL wire protocol (psql, DBeaver, Metabase,
+    /// Grafana). Read-only. Anything but loopback needs STOCKTAKE_SERVE_PASSWORD.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        #[arg(long, default_value_t = 5433)]
+        port: u16,
+        /// Seconds between picking up newly committed table versions.
+        #[arg(long, default_value_t = 30)]
+        refresh: u64,
+        #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+    },
+    /// An interactive SQL prompt with history (`sql/examples/` has queries to start from).
+    Shell {
+        #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+    },
     /// Build the marts from the raw tables.
     Build {
         #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
@@ -197,6 +215,13 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
             print!("{}", crate::explain::explain(&warehouse, &sku, location.as_deref()).await?);
             Ok(0)
         }
+        Command::Serve { host, port, refresh, warehouse } => {
+            let warehouse = Warehouse::open(&warehouse)?;
+            let password = std::env::var("STOCKTAKE_SERVE_PASSWORD").ok().filter(|p| !p.is_empty());
+            let options = crate::serve::ServeOptions { host, port, password, refresh: std::time::Duration::from_secs(refresh) };
+            crate::serve::serve(&warehouse, options).await
+        }
+        Command::Shell { warehouse } => crate::shell::shell(&Warehouse::open(&warehouse)?).await,
         Command::Build { warehouse } => {
             let warehouse = Warehouse::open(&warehouse)?;
             let build = marts::build(&warehouse).await?;

@@ -15,6 +15,8 @@ pub mod progress;
 pub mod query;
 pub mod retry;
 pub mod schedule;
+pub mod serve;
+pub mod shell;
 pub mod reference;
 pub mod sources;
 pub mod stats;

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, a module per area. Fixtures live in tests/fixtures/.
 
+mod analysts;
 mod bad_input;
 mod crash;
 mod demo;
