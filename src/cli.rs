@@ -102,6 +102,13 @@ pub enum Command {
         #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
         warehouse: String,
     },
+    /// Write the weekly leadership report: one self-contained HTML file with SVG charts.
+    Report {
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+        #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+    },
     /// Build the marts from the raw tables.
     Build {
         #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
@@ -222,6 +229,13 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
             crate::serve::serve(&warehouse, options).await
         }
         Command::Shell { warehouse } => crate::shell::shell(&Warehouse::open(&warehouse)?).await,
+        Command::Report { out, warehouse } => {
+            crate::report::write(&Warehouse::open(&warehouse)?, &out).await?;
+            if !quiet {
+                println!("wrote {}", out.display());
+            }
+            Ok(0)
+        }
         Command::Build { warehouse } => {
             let warehouse = Warehouse::open(&warehouse)?;
             let build = marts::build(&warehouse).await?;

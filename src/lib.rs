@@ -18,6 +18,7 @@ pub mod schedule;
 pub mod serve;
 pub mod shell;
 pub mod reference;
+pub mod report;
 pub mod sources;
 pub mod stats;
 pub mod storage;

@@ -104,7 +104,10 @@ pub async fn run(options: &DemoOptions) -> Result<String> {
     }
     out.push('\n');
     out.push_str(&flagged_summary(&warehouse).await?);
-    let _ = writeln!(out, "\nfinished in {:.1}s. Ground truth of injected faults: {}/ground_truth.csv", clock.elapsed().as_secs_f64(), options.dir.display());
+    let report_path = options.dir.join("report.html");
+    crate::report::write(&warehouse, &report_path).await?;
+    let _ = writeln!(out, "\nwrote the weekly report: {}", report_path.display());
+    let _ = writeln!(out, "finished in {:.1}s. Ground truth of injected faults: {}/ground_truth.csv", clock.elapsed().as_secs_f64(), options.dir.display());
     let _ = writeln!(out, "next: stocktake sql \"select * from variances where flagged and explained_by is null limit 10\"");
     Ok(out)
 }

@@ -10,6 +10,7 @@ mod object_store;
 mod operations;
 mod outside_reader;
 mod planning;
+mod report;
 mod schedule;
 
 use std::path::{Path, PathBuf};
