@@ -45,6 +45,25 @@ pub enum Command {
         #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
         warehouse: String,
     },
+    /// Generate a benchmark merchant of a scale tier: S (1k SKUs, 5 locations, 90 days),
+    /// M (20k SKUs, 40 locations, 60k SKU-locations, 365 days) or L (10× M), with its pipeline.
+    Generate {
+        #[arg(long, default_value = "S")]
+        tier: String,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Last day of history.
+        #[arg(long, default_value = "2026-10-31")]
+        end: NaiveDate,
+        /// Days of history instead of the tier's own.
+        #[arg(long)]
+        days: Option<usize>,
+        #[arg(long, default_value = "scale")]
+        dir: PathBuf,
+        /// Warehouse path or URL written into the generated pipeline.
+        #[arg(long, default_value = "./scale-warehouse")]
+        warehouse: String,
+    },
     /// Ingest a pipeline's landing files, then build the marts.
     Run {
         pipeline: PathBuf,
@@ -174,6 +193,19 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
             let summary = demo::run(&options).await?;
             if !quiet {
                 print!("{summary}");
+            }
+            Ok(0)
+        }
+        Command::Generate { tier, seed, end, days, dir, warehouse } => {
+            let mut shape = demo::scale::Shape::tier(&tier)?;
+            shape.days = days.unwrap_or(shape.days).max(1);
+            let generated = demo::scale::generate(&shape, seed, end, &dir, &warehouse)?;
+            if !quiet {
+                println!(
+                    "tier {tier}: {} SKUs, {} locations, {} SKU-locations, {} days from {} to {end}",
+                    shape.skus, shape.locations(), generated.sku_locations, shape.days, generated.start
+                );
+                println!("wrote {} files ({} snapshot rows); pipeline {}", generated.files, generated.snapshot_rows, generated.pipeline_path.display());
             }
             Ok(0)
         }

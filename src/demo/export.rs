@@ -108,7 +108,7 @@ pub fn write_all(dir: &Path, world: &World, history: &History, seed: u64) -> Res
     Ok(files)
 }
 
-fn writer(path: &Path, delimiter: u8, bom: bool, crlf: bool) -> Result<csv::Writer<fs::File>> {
+pub(super) fn writer(path: &Path, delimiter: u8, bom: bool, crlf: bool) -> Result<csv::Writer<fs::File>> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
     }
@@ -122,16 +122,16 @@ fn writer(path: &Path, delimiter: u8, bom: bool, crlf: bool) -> Result<csv::Writ
         .from_writer(file))
 }
 
-fn row<W: std::io::Write>(w: &mut csv::Writer<W>, path: &Path, fields: &[String]) -> Result<()> {
+pub(super) fn row<W: std::io::Write>(w: &mut csv::Writer<W>, path: &Path, fields: &[String]) -> Result<()> {
     w.write_record(fields).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
 }
 
-fn finish<W: std::io::Write>(mut w: csv::Writer<W>, path: &Path) -> Result<usize> {
+pub(super) fn finish<W: std::io::Write>(mut w: csv::Writer<W>, path: &Path) -> Result<usize> {
     w.flush().map_err(|e| Error::io(path.display(), e))?;
     Ok(1)
 }
 
-fn s(v: impl ToString) -> String {
+pub(super) fn s(v: impl ToString) -> String {
     v.to_string()
 }
 

@@ -4,6 +4,7 @@
 mod export;
 mod faults;
 mod rng;
+pub mod scale;
 mod simulate;
 mod world;
 

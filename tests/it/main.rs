@@ -11,6 +11,7 @@ mod operations;
 mod outside_reader;
 mod planning;
 mod report;
+mod scale;
 mod schedule;
 
 use std::path::{Path, PathBuf};
