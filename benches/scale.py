@@ -85,8 +85,13 @@ def main():
 
     days = ["--days", str(a.days)] if a.days else []
     t, rss, out = run([stocktake, "--quiet", "generate", "--tier", a.tier, *days, "--dir", str(data), "--warehouse", str(warehouse)])
-    dates = sorted({p.name for p in (data / "landing/planning").iterdir()})
-    rows = sum(1 for f in data.glob("landing/*/*/*") if f.is_file() for _ in open(f, encoding="utf-8-sig")) - sum(1 for _ in data.glob("landing/*/*/*"))
+    # Data lines per day (headers excluded), read once: the last day's are held back below.
+    lines = {}
+    for f in data.glob("landing/*/*/*"):
+        with open(f, encoding="utf-8-sig") as lines_of:
+            lines[f.parent.name] = lines.get(f.parent.name, 0) + sum(1 for _ in lines_of) - 1
+    rows = sum(lines.values())
+    dates = sorted(lines)
     print(f"generated tier {a.tier}: {len(dates)} days, {rows:,} data rows, {t:.1f}s", flush=True)
 
     # The last day arrives later, for the daily run.
@@ -95,7 +100,7 @@ def main():
         dest = held / day_dir.parent.name
         dest.mkdir(parents=True, exist_ok=True)
         shutil.move(str(day_dir), str(dest / last))
-    history_rows = sum(1 for f in data.glob("landing/*/*/*") if f.is_file() for _ in open(f, encoding="utf-8-sig")) - sum(1 for _ in data.glob("landing/*/*/*"))
+    history_rows = rows - lines[last]
 
     pipeline = str(data / "pipeline.toml")
     total, peak = 0.0, 0.0

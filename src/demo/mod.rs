@@ -30,10 +30,16 @@ pub struct DemoOptions {
 
 /// The demo pipeline, with its paths pointed at `dir` and `warehouse`.
 pub fn pipeline_text(dir: &Path, warehouse: &str) -> String {
+    point_pipeline(include_str!("../../pipelines/demo.toml"), "stocktake-demo", "./warehouse", dir, warehouse)
+}
+
+/// A shipped pipeline with its folder `prefix` replaced by `dir` and its default warehouse by
+/// `warehouse`.
+fn point_pipeline(template: &str, prefix: &str, default_warehouse: &str, dir: &Path, warehouse: &str) -> String {
     let dir = dir.to_string_lossy().replace('\\', "/");
-    include_str!("../../pipelines/demo.toml")
-        .replace("\"stocktake-demo/", &format!("\"{dir}/"))
-        .replace("warehouse = \"./warehouse\"", &format!("warehouse = \"{warehouse}\""))
+    template
+        .replace(&format!("\"{prefix}/"), &format!("\"{dir}/"))
+        .replace(&format!("warehouse = \"{default_warehouse}\""), &format!("warehouse = \"{warehouse}\""))
 }
 
 /// Generates the demo files under `dir` without running anything.

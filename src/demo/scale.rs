@@ -92,7 +92,9 @@ enum Fault {
     Drift { start: usize, per_week: f64 },
 }
 
-const SYSTEMS: [&str; 6] = ["pos", "shopify", "erp", "wms", "seller_central", "planning"];
+/// Systems that write one file a day for all their locations (Seller Central writes one per
+/// FBA location).
+const ONE_FILE_SYSTEMS: [&str; 5] = ["pos", "shopify", "erp", "wms", "planning"];
 const REGIONS: [(&str, &str); 4] = [("US-East", "US"), ("US-West", "US"), ("UK", "GB"), ("EU", "DE")];
 
 /// Which systems export a location, by its type.
@@ -299,25 +301,18 @@ impl Day<'_> {
 
     fn write(&self, landing: &Path, movements: &[Movement]) -> Result<(usize, usize)> {
         let date = self.date;
-        let mut rows = 0;
-        let mut files = 0;
-        for system in SYSTEMS {
+        let (mut files, mut rows) = self.write_seller_central(landing)?;
+        for system in ONE_FILE_SYSTEMS {
             let (path, delimiter, bom, crlf) = match system {
                 "pos" => (format!("pos/{date}/pos_inventory_{date}.csv"), b',', false, false),
                 "shopify" => (format!("shopify/{date}/inventory_export_{date}.csv"), b',', true, false),
                 "erp" => (format!("erp/{date}/ERP_STOCK_{}.csv", date.format("%Y%m%d")), b';', false, true),
                 "wms" => (format!("wms/{date}/wms_inventory.csv"), b',', false, false),
-                "planning" => (format!("planning/{date}/planning_stock.csv"), b',', false, false),
-                _ => {
-                    let (f, r) = self.write_seller_central(landing)?;
-                    files += f;
-                    rows += r;
-                    continue;
-                }
+                _ => (format!("planning/{date}/planning_stock.csv"), b',', false, false),
             };
             let path = landing.join(path);
             let mut w = writer(&path, delimiter, bom, crlf)?;
-            row(&mut w, &path, &header(system).into_iter().map(s).collect::<Vec<_>>())?;
+            row(&mut w, &path, &header(system))?;
             for (n, slot) in self.exported(system) {
                 let (loc, sku) = (&self.locations[slot.location], &self.skus[slot.sku]);
                 let v = self.on_hand(system, n);
@@ -353,7 +348,7 @@ impl Day<'_> {
                 }
                 let path = landing.join(format!("seller_central/{}/{}.txt", self.date, self.locations[slot.location].id));
                 let mut w = writer(&path, b'\t', false, false)?;
-                row(&mut w, &path, &header("seller_central").into_iter().map(s).collect::<Vec<_>>())?;
+                row(&mut w, &path, &header("seller_central"))?;
                 current = Some((slot.location, path, w));
             }
             let (_, path, w) = current.as_mut().expect("opened above");
@@ -391,22 +386,23 @@ impl Day<'_> {
     }
 }
 
-fn header(system: &str) -> Vec<&'static str> {
-    match system {
-        "pos" => vec!["Store", "Item Code", "Description", "Qty On Hand", "Qty Committed", "Qty Incoming", "Last Updated"],
-        "shopify" => vec![
+fn header(system: &str) -> Vec<String> {
+    let names: &[&str] = match system {
+        "pos" => &["Store", "Item Code", "Description", "Qty On Hand", "Qty Committed", "Qty Incoming", "Last Updated"],
+        "shopify" => &[
             "Handle", "Title", "Option1 Name", "Option1 Value", "Option2 Name", "Option2 Value", "Option3 Name", "Option3 Value", "SKU", "HS Code", "COO",
             "Location", "Incoming", "Unavailable", "Committed", "Available", "On hand",
         ],
-        "erp" => vec!["Item No", "Description", "Site", "On Hand", "Allocated", "In Transit", "On Order"],
-        "wms" => vec!["sku", "warehouse", "on_hand", "allocated", "available", "damaged", "returns_pending"],
-        "seller_central" => vec![
+        "erp" => &["Item No", "Description", "Site", "On Hand", "Allocated", "In Transit", "On Order"],
+        "wms" => &["sku", "warehouse", "on_hand", "allocated", "available", "damaged", "returns_pending"],
+        "seller_central" => &[
             "sku", "fnsku", "asin", "product-name", "condition", "your-price", "mfn-listing-exists", "mfn-fulfillable-quantity", "afn-listing-exists",
             "afn-warehouse-quantity", "afn-fulfillable-quantity", "afn-unsellable-quantity", "afn-reserved-quantity", "afn-total-quantity", "per-unit-volume",
             "afn-inbound-working-quantity", "afn-inbound-shipped-quantity", "afn-inbound-receiving-quantity",
         ],
-        _ => vec!["Location", "SKU", "Stock", "Incoming", "Days of Cover"],
-    }
+        _ => &["Location", "SKU", "Stock", "Incoming", "Days of Cover"],
+    };
+    names.iter().map(|n| n.to_string()).collect()
 }
 
 fn write_reference(dir: &Path, locations: &[Location], skus: &[Sku]) -> Result<()> {
@@ -439,8 +435,7 @@ fn write_reference(dir: &Path, locations: &[Location], skus: &[Sku]) -> Result<(
 
 /// The tier's pipeline: the demo's systems and authority, location ids used as they are.
 fn pipeline_text(dir: &Path, warehouse: &str) -> String {
-    let dir = dir.to_string_lossy().replace('\\', "/");
-    include_str!("../../pipelines/scale.toml").replace("\"scale/", &format!("\"{dir}/")).replace("warehouse = \"./scale-warehouse\"", &format!("warehouse = \"{warehouse}\""))
+    super::point_pipeline(include_str!("../../pipelines/scale.toml"), "scale", "./scale-warehouse", dir, warehouse)
 }
 
 #[cfg(test)]
