@@ -132,6 +132,10 @@ pub enum Command {
     Build {
         #[arg(long, env = "STOCKTAKE_WAREHOUSE", default_value = "./warehouse")]
         warehouse: String,
+        /// Recompute every day of positions and variances, not only the days whose
+        /// snapshots or movements changed since the last build.
+        #[arg(long)]
+        full: bool,
     },
     /// Write a plan: blind count sheets, channel buffers or purchase recommendations.
     Plan {
@@ -216,11 +220,9 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
             if !quiet {
                 print!("{}", describe_run(&report));
             }
-            let build = marts::build(&warehouse).await?;
+            let build = marts::build(&warehouse, false).await?;
             if !quiet {
-                for (name, rows) in &build.rows {
-                    println!("built {name}: {rows} rows");
-                }
+                print!("{}", describe_build(&build));
             }
             report_failed_tests(&build);
             Ok(run_exit_code(&report))
@@ -268,13 +270,11 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Build { warehouse } => {
+        Command::Build { warehouse, full } => {
             let warehouse = Warehouse::open(&warehouse)?;
-            let build = marts::build(&warehouse).await?;
+            let build = marts::build(&warehouse, full).await?;
             if !quiet {
-                for (name, rows) in &build.rows {
-                    println!("built {name}: {rows} rows");
-                }
+                print!("{}", describe_build(&build));
             }
             report_failed_tests(&build);
             Ok(if build.failed_tests.is_empty() { 0 } else { 2 })
@@ -300,6 +300,19 @@ async fn dispatch(command: Command, quiet: bool) -> Result<i32> {
 /// could be read were committed.
 fn run_exit_code(report: &RunReport) -> i32 {
     if report.status == "ok" { 0 } else { 2 }
+}
+
+fn describe_build(build: &marts::BuildReport) -> String {
+    let days = match &build.scope {
+        crate::changes::Scope::Full(reason) => format!("every day ({reason})"),
+        crate::changes::Scope::From(day) => format!("the days from {day} on"),
+        crate::changes::Scope::Nothing => "no day (no snapshots or movements changed)".to_string(),
+    };
+    let mut out = format!("positions and variances recomputed for {days}\n");
+    for (name, rows) in &build.rows {
+        out.push_str(&format!("built {name}: {rows} rows\n"));
+    }
+    out
 }
 
 fn report_failed_tests(build: &marts::BuildReport) {

@@ -1,6 +1,7 @@
 //! stocktake: snapshot every system's stock into Delta tables, decide which number is true
 //! for each location, and measure every other system against it.
 
+pub mod changes;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -2,7 +2,9 @@
 //! views; marts are materialised as Delta tables, in dependency order. Each mart may have a
 //! `<model>.test.sql` beside it: queries that return the rows breaking a rule.
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 use tracing::info;
@@ -11,7 +13,8 @@ use crate::config::Thresholds;
 use crate::{drift, planning};
 use crate::error::{Error, Result};
 use crate::tables;
-use crate::warehouse::{TableSpec, Warehouse, Write, collect};
+use crate::warehouse::{TableSpec, Warehouse, Write, collect, integers, strings};
+use crate::changes;
 
 pub struct Model {
     pub name: &'static str,
@@ -21,6 +24,9 @@ pub struct Model {
 /// How a mart is made: a SQL model, or a statistics function over the session.
 pub enum Recipe {
     Sql(&'static str),
+    /// A SQL model of one row set per day (`$first_day` to `$last_day`), partitioned by
+    /// `snapshot_date`: built a range of days at a time, and only for the days that changed.
+    Daily(&'static str),
     Rust(for<'a> fn(&'a SessionContext, &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
 }
 
@@ -42,12 +48,12 @@ pub const STAGING: &[Model] = &[
 pub const MARTS: &[Mart] = &[
     Mart {
         name: "positions",
-        recipe: Recipe::Sql(include_str!("../sql/marts/positions.sql")),
+        recipe: Recipe::Daily(include_str!("../sql/marts/positions.sql")),
         tests: Some(include_str!("../sql/marts/positions.test.sql")),
     },
     Mart {
         name: "variances",
-        recipe: Recipe::Sql(include_str!("../sql/marts/variances.sql")),
+        recipe: Recipe::Daily(include_str!("../sql/marts/variances.sql")),
         tests: Some(include_str!("../sql/marts/variances.test.sql")),
     },
     Mart { name: "sku_classes", recipe: Recipe::Rust(drift::abc::build), tests: None },
@@ -74,12 +80,20 @@ pub fn all_tables() -> Vec<&'static str> {
 
 #[derive(Debug)]
 pub struct BuildReport {
+    /// Rows written per mart (for day marts, the rows of the days recomputed).
     pub rows: Vec<(&'static str, usize)>,
     /// Model tests that returned rows: (model, first line of the failing query, rows).
     pub failed_tests: Vec<(&'static str, String, usize)>,
+    /// Which days the day marts were recomputed for.
+    pub scope: changes::Scope,
 }
 
-pub async fn build(warehouse: &Warehouse) -> Result<BuildReport> {
+/// Rows of snapshots per chunk of days: bounds the memory of a day-mart query.
+const CHUNK_SNAPSHOT_ROWS: usize = 3_000_000;
+
+/// Builds every mart. Day marts are recomputed only for the days whose inputs changed since
+/// the last build, unless `full` (or the change needs it).
+pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
     if warehouse.load("locations").await?.is_none() {
         return Err(Error::Usage(format!(
             "the warehouse at {} holds no ingested data yet: run `stocktake run PIPELINE` (or `stocktake snapshot`) first",
@@ -91,35 +105,165 @@ pub async fn build(warehouse: &Warehouse) -> Result<BuildReport> {
         let sql = format!("create or replace view {} as {}", model.name, strip_comments(model.sql));
         collect(&ctx, &format!("model {}", model.name), &sql).await?;
     }
-    let mut report = BuildReport { rows: vec![], failed_tests: vec![] };
     let thresholds = read_thresholds(&ctx).await?;
+    let mut now = changes::current(warehouse, &ctx, &models_text()).await?;
+    let last = changes::last(warehouse).await?;
+    changes::annotate(&ctx, last.as_ref(), &mut now).await?;
+    let mut scope = match full {
+        true => changes::Scope::Full("asked for a full build".into()),
+        false => changes::scope(last.as_ref(), &now),
+    };
+    if !matches!(scope, changes::Scope::Full(_)) && !day_marts_current(warehouse).await? {
+        scope = changes::Scope::Full("the day marts are missing or partitioned differently".into());
+    }
+    info!(?scope, "build scope");
+    let days = snapshot_days(&ctx).await?;
+    let chunks = chunk_days(&days, &scope, chunk_len(&ctx, days.len()).await?);
+
+    let mut report = BuildReport { rows: vec![], failed_tests: vec![], scope: scope.clone() };
     let progress = crate::progress::bar("build", MARTS.len() as u64);
     for mart in MARTS {
         progress.set_message(mart.name);
         info!(mart = mart.name, "building mart");
-        let context = format!("mart {}", mart.name);
-        let batches = match &mart.recipe {
-            Recipe::Sql(sql) => collect(&ctx, &context, sql).await?,
-            Recipe::Rust(build) => build(&ctx, &thresholds).await?,
+        let started = std::time::Instant::now();
+        let rows = match &mart.recipe {
+            Recipe::Daily(sql) => {
+                let mut rows = 0;
+                let whole = matches!(scope, changes::Scope::Full(_));
+                for (i, &(first, last)) in chunks.iter().enumerate() {
+                    let bind = |sql: &str| bind_days(sql, first, last, thresholds.lag_days);
+                    let context = format!("mart {} ({first} to {last})", mart.name);
+                    let batches = collect(&ctx, &context, &bind(sql)).await?;
+                    rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+                    let schema = schema_of(&ctx, &context, &bind(sql), &batches).await?;
+                    let spec = TableSpec { name: mart.name, schema, partition_by: &["snapshot_date"] };
+                    let mode = match whole && i == 0 {
+                        true => Write::All,
+                        false => Write::Where(format!("snapshot_date >= DATE '{first}' AND snapshot_date <= DATE '{last}'")),
+                    };
+                    warehouse.write(&spec, batches, mode).await?;
+                    warehouse.register(&ctx, &[mart.name]).await?;
+                    if let Some(tests) = mart.tests {
+                        report.failed_tests.extend(run_tests(&ctx, mart.name, &bind(tests)).await?);
+                    }
+                }
+                if chunks.is_empty() && (whole || warehouse.load(mart.name).await?.is_none()) {
+                    let schema = schema_of(&ctx, mart.name, &bind_days(sql, NaiveDate::MIN, NaiveDate::MIN, 0), &[]).await?;
+                    warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &["snapshot_date"] }, vec![], Write::All).await?;
+                    warehouse.register(&ctx, &[mart.name]).await?;
+                }
+                rows
+            }
+            recipe => {
+                let context = format!("mart {}", mart.name);
+                let batches = match recipe {
+                    Recipe::Rust(build) => build(&ctx, &thresholds).await?,
+                    Recipe::Sql(sql) | Recipe::Daily(sql) => collect(&ctx, &context, sql).await?,
+                };
+                let rows = batches.iter().map(|b| b.num_rows()).sum();
+                let schema = match (recipe, batches.is_empty()) {
+                    (Recipe::Sql(sql), true) => schema_of(&ctx, &context, sql, &[]).await?,
+                    (_, false) => batches[0].schema(),
+                    _ => return Err(Error::Usage(format!("{context} produced no schema"))),
+                };
+                warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &[] }, batches, Write::All).await?;
+                warehouse.register(&ctx, &[mart.name]).await?;
+                if let Some(tests) = mart.tests {
+                    report.failed_tests.extend(run_tests(&ctx, mart.name, tests).await?);
+                }
+                rows
+            }
         };
-        let rows = batches.iter().map(|b| b.num_rows()).sum();
-        let schema = match (batches.first(), &mart.recipe) {
-            (Some(b), _) => b.schema(),
-            (None, Recipe::Sql(sql)) => ctx.sql(sql).await.map_err(|e| Error::query(&context, e))?.schema().inner().clone(),
-            (None, Recipe::Rust(_)) => return Err(Error::Usage(format!("{context} produced no schema"))),
-        };
-        let spec = TableSpec { name: mart.name, schema, partition_by: &[] };
-        warehouse.write(&spec, batches, Write::All).await?;
-        warehouse.register(&ctx, &[mart.name]).await?;
-        info!(mart = mart.name, rows, "mart built");
+        info!(mart = mart.name, rows, seconds = started.elapsed().as_secs_f64(), "mart built");
         progress.inc(1);
         report.rows.push((mart.name, rows));
-        if let Some(tests) = mart.tests {
-            report.failed_tests.extend(run_tests(&ctx, mart.name, tests).await?);
-        }
     }
     progress.finish_and_clear();
+    changes::save(warehouse, &now).await?;
     Ok(report)
+}
+
+/// The schema of a model's result: from its batches, or from its plan when it returned none.
+async fn schema_of(ctx: &SessionContext, context: &str, sql: &str, batches: &[RecordBatch]) -> Result<SchemaRef> {
+    match batches.first() {
+        Some(b) => Ok(b.schema()),
+        None => Ok(ctx.sql(sql).await.map_err(|e| Error::query(context, e))?.schema().inner().clone()),
+    }
+}
+
+/// The model texts, so that a build after a model changed is a full one.
+fn models_text() -> String {
+    let mut text: Vec<&str> = STAGING.iter().map(|m| m.sql).collect();
+    text.extend(MARTS.iter().filter_map(|m| match m.recipe {
+        Recipe::Sql(sql) | Recipe::Daily(sql) => Some(sql),
+        Recipe::Rust(_) => None,
+    }));
+    text.join("\n")
+}
+
+/// Whether every day mart exists, partitioned by day (warehouses built before day marts
+/// were partitioned need one full build).
+async fn day_marts_current(warehouse: &Warehouse) -> Result<bool> {
+    for mart in MARTS.iter().filter(|m| matches!(m.recipe, Recipe::Daily(_))) {
+        let Some(table) = warehouse.load(mart.name).await? else { return Ok(false) };
+        let snapshot = table.snapshot().map_err(|e| Error::delta(mart.name, e))?;
+        if snapshot.metadata().partition_columns() != &["snapshot_date".to_string()] {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Every day that has snapshots, oldest first.
+async fn snapshot_days(ctx: &SessionContext) -> Result<Vec<NaiveDate>> {
+    let sql = "select distinct cast(snapshot_date as varchar) from snapshots order by 1";
+    let mut days = vec![];
+    for batch in collect(ctx, "listing snapshot days", sql).await? {
+        days.extend(strings(&batch, 0)?.into_iter().flatten().filter_map(|d| d.parse::<NaiveDate>().ok()));
+    }
+    Ok(days)
+}
+
+/// Days per chunk: about `CHUNK_SNAPSHOT_ROWS` snapshot rows.
+async fn chunk_len(ctx: &SessionContext, days: usize) -> Result<usize> {
+    let batches = collect(ctx, "counting snapshots", "select count(*) from snapshots").await?;
+    let rows = batches.first().map(|b| integers(b, 0)).transpose()?.and_then(|v| v.first().copied().flatten()).unwrap_or(0) as usize;
+    Ok((CHUNK_SNAPSHOT_ROWS * days.max(1) / rows.max(1)).clamp(1, 366))
+}
+
+/// The ranges of days to recompute, `len` days with snapshots at a time. A range runs from
+/// the day after the previous one, so days that lost their snapshots are cleared too.
+fn chunk_days(days: &[NaiveDate], scope: &changes::Scope, len: usize) -> Vec<(NaiveDate, NaiveDate)> {
+    let todo: Vec<NaiveDate> = match scope {
+        changes::Scope::Full(_) => days.to_vec(),
+        changes::Scope::From(first) => days.iter().copied().filter(|d| d >= first).collect(),
+        changes::Scope::Nothing => vec![],
+    };
+    let mut chunks = vec![];
+    let mut start = match scope {
+        changes::Scope::From(first) => Some(*first),
+        _ => None,
+    };
+    for group in todo.chunks(len.max(1)) {
+        let first = start.take().map_or(group[0], |s| s.min(group[0]));
+        chunks.push((first, *group.last().expect("chunks are not empty")));
+        start = group.last().and_then(|d| d.succ_opt());
+    }
+    if let (changes::Scope::From(first), true) = (scope, chunks.is_empty()) {
+        // The changed days lost every snapshot: clear them.
+        chunks.push((*first, days.last().copied().map_or(*first, |d| d.max(*first))));
+    }
+    chunks
+}
+
+/// Fills a day model's `$first_day`, `$last_day` and `$lag_first_day` (the first day a lag
+/// can look back to).
+fn bind_days(sql: &str, first: NaiveDate, last: NaiveDate, lag_days: i64) -> String {
+    let lag_first = first.checked_sub_days(chrono::Days::new(lag_days.max(0) as u64)).unwrap_or(first);
+    strip_comments(sql)
+        .replace("$lag_first_day", &format!("DATE '{lag_first}'"))
+        .replace("$first_day", &format!("DATE '{first}'"))
+        .replace("$last_day", &format!("DATE '{last}'"))
 }
 
 async fn run_tests(ctx: &SessionContext, model: &'static str, tests: &str) -> Result<Vec<(&'static str, String, usize)>> {

@@ -148,7 +148,7 @@ impl Runner {
             panic!("failpoint panic-in-run");
         }
         let report = ingest::run(&self.pipeline, &self.warehouse, options).await?;
-        let build = marts::build(&self.warehouse).await?;
+        let build = marts::build(&self.warehouse, false).await?;
         info!(pipeline = %self.pipeline.name, run_id = %report.run_id, status = report.status, trigger = options.trigger.as_str(),
               scheduled_for = ?options.scheduled_for, marts = build.rows.len(), "run finished");
         Ok(())

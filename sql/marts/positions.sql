@@ -4,8 +4,11 @@
 -- merchant's own locations come from the transfer ledger and are counted once, at the
 -- destination: the sending system reports them as outbound and the receiving system as
 -- incoming, so adding the systems' own in-transit figures would count every transfer twice.
+--
+-- Built for the days $first_day to $last_day at a time (stocktake fills them in).
 with snapshots as (
     select * from stg_snapshots
+    where snapshot_date >= $first_day and snapshot_date <= $last_day
 ),
 
 authority as (

@@ -11,12 +11,22 @@
 --               inbound (plus the tolerance): it counts stock still being received;
 --   lag         the system equals the authoritative value of one of the previous lag_days days
 --               (lag_days then says how many days behind it is).
+--
+-- Built for the days $first_day to $last_day at a time; a lag looks back to $lag_first_day.
 with snapshots as (
     select * from stg_snapshots
+    where snapshot_date >= $first_day and snapshot_date <= $last_day
 ),
 
 positions as (
-    select *, arrow_cast(snapshot_date, 'Int32') as day_number from positions
+    select *, arrow_cast(snapshot_date, 'Int32') as day_number
+    from positions
+    where snapshot_date >= $lag_first_day and snapshot_date <= $last_day
+),
+
+-- The days a lag may look back: 1 to lag_days.
+lag_offsets as (
+    select unnest(range(1, lag_days + 1)) as days_back from thresholds
 ),
 
 thresholds as (
@@ -59,16 +69,30 @@ measured as (
     where c.system_qty is not null and c.authoritative_qty is not null
 ),
 
-lagged as (
-    select m.snapshot_date, m.sku, m.location_id, m.system, min(m.day_number - p.day_number) as lag_days
+-- The days a differing system might be copying: one equality join per day back, not a
+-- range join over each SKU-location's whole history.
+lag_candidates as (
+    select
+        m.snapshot_date,
+        m.sku,
+        m.location_id,
+        m.system,
+        m.bucket,
+        m.system_qty,
+        o.days_back,
+        arrow_cast(m.day_number - o.days_back, 'Int32') as candidate_day
     from measured m
-    join positions p
-        on p.sku = m.sku and p.location_id = m.location_id
+    cross join lag_offsets o
     where m.delta <> 0
-      and p.day_number < m.day_number
-      and p.day_number >= m.day_number - m.lag_days
-      and (case when m.bucket = 'on_hand' then p.on_hand else p.available end) = m.system_qty
-    group by m.snapshot_date, m.sku, m.location_id, m.system
+),
+
+lagged as (
+    select c.snapshot_date, c.sku, c.location_id, c.system, min(c.days_back) as lag_days
+    from lag_candidates c
+    join positions p
+        on p.sku = c.sku and p.location_id = c.location_id and p.day_number = c.candidate_day
+    where (case when c.bucket = 'on_hand' then p.on_hand else p.available end) = c.system_qty
+    group by c.snapshot_date, c.sku, c.location_id, c.system
 ),
 
 final as (

@@ -1,7 +1,10 @@
+-- They check the days just built, $first_day to $last_day.
 -- delta is system − authoritative, and never measures a system against itself.
 select * from variances
-where delta <> system_qty - authoritative_qty or system = authoritative_system;
+where snapshot_date >= $first_day and snapshot_date <= $last_day
+  and (delta <> system_qty - authoritative_qty or system = authoritative_system);
 
 -- explained_by takes only the documented values.
 select * from variances
-where explained_by is not null and explained_by not in ('in_transit', 'receiving', 'lag');
+where snapshot_date >= $first_day and snapshot_date <= $last_day
+  and explained_by is not null and explained_by not in ('in_transit', 'receiving', 'lag');

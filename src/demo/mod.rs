@@ -91,7 +91,7 @@ pub async fn run(options: &DemoOptions) -> Result<String> {
     let warehouse = Warehouse::for_pipeline(&pipeline)?;
     let report = ingest::run(&pipeline, &warehouse, &RunOptions::default()).await?;
     let ingested_in = clock.elapsed();
-    let build = marts::build(&warehouse).await?;
+    let build = marts::build(&warehouse, false).await?;
     let mut out = String::new();
     let _ = writeln!(
         out,

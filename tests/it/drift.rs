@@ -155,7 +155,7 @@ async fn abc_classes_and_record_accuracy_match_hand_computation() {
     pipeline.warehouse = dir.path().join("warehouse").display().to_string();
     let warehouse = Warehouse::open(&pipeline.warehouse).unwrap();
     ingest::run(&pipeline, &warehouse, &RunOptions::default()).await.unwrap();
-    marts::build(&warehouse).await.unwrap();
+    marts::build(&warehouse, false).await.unwrap();
 
     let classes = rows(&warehouse, "select sku, abc_class, round(cumulative_share, 4) from sku_classes order by sku").await;
     assert_eq!(classes, ["A1|A|0.8", "B1|B|0.95", "C1|C|1.0", "Z1|C|1.0"]);

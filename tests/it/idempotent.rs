@@ -27,12 +27,12 @@ async fn ingesting_the_same_files_twice_leaves_every_table_identical() {
     let pipeline = corpus_pipeline(dir.path());
     let warehouse = Warehouse::open(&pipeline.warehouse).unwrap();
     let first = ingest::run(&pipeline, &warehouse, &RunOptions::default()).await.unwrap();
-    marts::build(&warehouse).await.unwrap();
+    marts::build(&warehouse, false).await.unwrap();
     let before = contents(&warehouse).await;
     assert!(before.iter().any(|(t, r)| t == "snapshots" && r.len() == 6));
 
     let second = ingest::run(&pipeline, &warehouse, &RunOptions::default()).await.unwrap();
-    marts::build(&warehouse).await.unwrap();
+    marts::build(&warehouse, false).await.unwrap();
     let after = contents(&warehouse).await;
     assert_eq!(first.run_id, second.run_id, "the same files are the same run");
     for ((table, a), (_, b)) in before.iter().zip(&after) {

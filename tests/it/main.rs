@@ -6,6 +6,7 @@ mod crash;
 mod demo;
 mod drift;
 mod idempotent;
+mod incremental;
 mod object_store;
 mod operations;
 mod outside_reader;

@@ -1,0 +1,237 @@
+//! What changed since the last build, so that a build recomputes only the days that need it.
+//!
+//! A build records the data files of `snapshots` and `movements` it read, and a fingerprint
+//! of everything else its marts depend on (reference tables, thresholds, the models
+//! themselves). The next build compares: new or replaced snapshot partitions name their
+//! days; new movements can change positions from their earliest event on; anything else
+//! (a changed threshold or SKU master, re-loaded movements, a new stocktake) means a full
+//! build.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::StringArray;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, Result};
+use crate::warehouse::{TableSpec, Warehouse, Write, collect, strings};
+
+/// Tables whose files are tracked one by one; every other input is fingerprinted.
+const TRACKED: [&str; 2] = ["snapshots", "movements"];
+const FINGERPRINTED: [&str; 5] = ["skus", "locations", "bundles", "authority", "thresholds"];
+const STATE_TABLE: &str = "build_state";
+
+/// Which days the day-partitioned marts (positions, variances) must be recomputed for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    /// Every day, replacing the tables; the reason is reported.
+    Full(String),
+    /// Every day from this one on.
+    From(NaiveDate),
+    /// No day changed.
+    Nothing,
+}
+
+/// What a build saw: its tracked files (`table/path`, with the earliest event day of a
+/// movements file, so that replacing it later says how far back it reached) and the
+/// fingerprint of the rest.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct State {
+    files: BTreeMap<String, Option<NaiveDate>>,
+    fingerprint: String,
+}
+
+/// The current state of the inputs, read from the warehouse.
+pub async fn current(warehouse: &Warehouse, ctx: &SessionContext, models: &str) -> Result<State> {
+    let mut files = BTreeMap::new();
+    for name in TRACKED {
+        let Some(table) = warehouse.load(name).await? else { continue };
+        let prefix = warehouse.table_url(name).to_string();
+        for uri in table.get_file_uris().map_err(|e| Error::delta(name, e))? {
+            files.insert(format!("{name}/{}", uri.strip_prefix(&prefix).unwrap_or(&uri)), None);
+        }
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    (env!("CARGO_PKG_VERSION"), models).hash(&mut hasher);
+    for name in FINGERPRINTED {
+        if warehouse.load(name).await?.is_none() {
+            continue;
+        }
+        let batches = collect(ctx, &format!("fingerprinting {name}"), &format!("select * from {name}")).await?;
+        let text = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| Error::arrow(format!("fingerprinting {name}"), e))?;
+        // Row order is not content: a scan (or a map in the pipeline file) may vary it.
+        let text = text.to_string();
+        let mut rows: Vec<&str> = text.lines().collect();
+        rows.sort_unstable();
+        (name, rows).hash(&mut hasher);
+    }
+    Ok(State { files, fingerprint: format!("{:016x}", hasher.finish()) })
+}
+
+/// The state recorded by the last build, if any.
+pub async fn last(warehouse: &Warehouse) -> Result<Option<State>> {
+    if warehouse.load(STATE_TABLE).await?.is_none() {
+        return Ok(None);
+    }
+    let ctx = warehouse.session(&[STATE_TABLE]).await?;
+    let mut state = State::default();
+    let sql = format!("select item, value, cast(earliest_event as varchar) from {STATE_TABLE}");
+    // A state this version cannot read (an older layout) means: build everything.
+    let Ok(batches) = collect(&ctx, "reading the last build's state", &sql).await else { return Ok(None) };
+    for batch in batches {
+        let earliest = strings(&batch, 2)?;
+        for ((item, value), earliest) in strings(&batch, 0)?.into_iter().zip(strings(&batch, 1)?).zip(earliest) {
+            match (item.as_deref(), value) {
+                (Some("file"), Some(v)) => {
+                    state.files.insert(v, earliest.and_then(|d| d.parse().ok()));
+                }
+                (Some("fingerprint"), Some(v)) => state.fingerprint = v,
+                _ => {}
+            }
+        }
+    }
+    Ok(Some(state))
+}
+
+pub async fn save(warehouse: &Warehouse, state: &State) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("item", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, false),
+        Field::new("earliest_event", DataType::Date32, true),
+    ]));
+    let items = std::iter::once("fingerprint").chain(state.files.keys().map(|_| "file"));
+    let values = std::iter::once(state.fingerprint.as_str()).chain(state.files.keys().map(String::as_str));
+    let earliest = std::iter::once(None).chain(state.files.values().map(|d| d.map(|d| (d - NaiveDate::default()).num_days() as i32)));
+    let batch = RecordBatch::try_new(schema.clone(), vec![
+        Arc::new(StringArray::from_iter_values(items)),
+        Arc::new(StringArray::from_iter_values(values)),
+        Arc::new(arrow::array::Date32Array::from_iter(earliest)),
+    ])
+    .map_err(|e| Error::arrow("recording the build state", e))?;
+    warehouse.write(&TableSpec { name: STATE_TABLE, schema, partition_by: &[] }, vec![batch], Write::All).await
+}
+
+/// The days to recompute, from what the last build saw and what is there now (its
+/// movements files annotated by `annotate`).
+pub fn scope(last: Option<&State>, now: &State) -> Scope {
+    let Some(last) = last else { return Scope::Full("no earlier build".into()) };
+    if last.fingerprint != now.fingerprint {
+        return Scope::Full("reference data, thresholds or models changed".into());
+    }
+    let mut first: Option<NaiveDate> = None;
+    for (file, earliest) in changed(last, now) {
+        let day = match file.split_once('/') {
+            Some(("snapshots", _)) => partition_date(file, "snapshot_date"),
+            // Movements can change positions from their earliest event on; a file with no
+            // events changes nothing.
+            Some(("movements", _)) => match earliest {
+                Some(day) => Some(day),
+                None if partition_date(file, "load_date").is_none() => return Scope::Full(format!("cannot tell the days of {file}")),
+                None => None,
+            },
+            _ => None,
+        };
+        first = first.into_iter().chain(day).min();
+    }
+    first.map_or(Scope::Nothing, Scope::From)
+}
+
+/// Files added or removed between two states, with their earliest event day.
+fn changed<'a>(last: &'a State, now: &'a State) -> impl Iterator<Item = (&'a String, Option<NaiveDate>)> {
+    let added = now.files.iter().filter(|(f, _)| !last.files.contains_key(*f));
+    let removed = last.files.iter().filter(|(f, _)| !now.files.contains_key(*f));
+    added.chain(removed).map(|(f, d)| (f, *d))
+}
+
+/// Fills in the earliest event day of each movements file: carried over from the last
+/// build, or read from the warehouse for files it did not see.
+pub async fn annotate(ctx: &SessionContext, last: Option<&State>, now: &mut State) -> Result<()> {
+    let mut loads = BTreeSet::new();
+    for (file, earliest) in now.files.iter_mut().filter(|(f, _)| f.starts_with("movements/")) {
+        match last.and_then(|l| l.files.get(file)) {
+            Some(day) => *earliest = *day,
+            None => loads.extend(partition_date(file, "load_date")),
+        }
+    }
+    if loads.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = loads.iter().map(|d| format!("DATE '{d}'")).collect();
+    let sql = format!(
+        "select system, cast(load_date as varchar), cast(min(arrow_cast(event_at, 'Date32')) as varchar)
+         from movements where load_date in ({}) group by system, load_date",
+        list.join(", ")
+    );
+    let mut earliest: BTreeMap<String, NaiveDate> = BTreeMap::new();
+    for batch in collect(ctx, "finding the days of new movements", &sql).await? {
+        let (systems, loads, days) = (strings(&batch, 0)?, strings(&batch, 1)?, strings(&batch, 2)?);
+        for ((system, load), day) in systems.into_iter().zip(loads).zip(days) {
+            if let (Some(system), Some(load), Some(day)) = (system, load, day.and_then(|d| d.parse().ok())) {
+                earliest.insert(format!("system={system}/load_date={load}/"), day);
+            }
+        }
+    }
+    for (file, day) in now.files.iter_mut().filter(|(f, _)| f.starts_with("movements/")) {
+        if day.is_none() {
+            *day = earliest.iter().find(|(partition, _)| file.contains(partition.as_str())).map(|(_, d)| *d);
+        }
+    }
+    Ok(())
+}
+
+/// The value of a `column=YYYY-MM-DD` segment of a partitioned file's path.
+fn partition_date(path: &str, column: &str) -> Option<NaiveDate> {
+    let prefix = format!("{column}=");
+    path.split('/').find_map(|segment| segment.strip_prefix(&prefix)).and_then(|d| d.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(files: &[(&str, Option<&str>)], fingerprint: &str) -> State {
+        State {
+            files: files.iter().map(|(f, d)| (f.to_string(), d.map(day))).collect(),
+            fingerprint: fingerprint.into(),
+        }
+    }
+
+    fn day(d: &str) -> NaiveDate {
+        d.parse().unwrap()
+    }
+
+    const SNAP_1: (&str, Option<&str>) = ("snapshots/system=pos/snapshot_date=2026-03-01/a.parquet", None);
+    const SNAP_2: (&str, Option<&str>) = ("snapshots/system=pos/snapshot_date=2026-03-02/b.parquet", None);
+    const MOVE_1: (&str, Option<&str>) = ("movements/system=pos/load_date=2026-03-01/m.parquet", Some("2026-03-01"));
+
+    #[test]
+    fn a_new_day_is_built_from_that_day_or_its_earliest_movement() {
+        let before = state(&[SNAP_1, MOVE_1], "f");
+        let after = state(&[SNAP_1, SNAP_2, MOVE_1, ("movements/system=pos/load_date=2026-03-02/n.parquet", Some("2026-03-02"))], "f");
+        assert_eq!(scope(Some(&before), &after), Scope::From(day("2026-03-02")));
+        let late = state(&[SNAP_1, SNAP_2, MOVE_1, ("movements/system=pos/load_date=2026-03-02/n.parquet", Some("2026-02-20"))], "f");
+        assert_eq!(scope(Some(&before), &late), Scope::From(day("2026-02-20")));
+        assert_eq!(scope(Some(&after), &after), Scope::Nothing);
+    }
+
+    #[test]
+    fn replaced_partitions_reach_back_to_their_days() {
+        let before = state(&[SNAP_1, SNAP_2, MOVE_1], "f");
+        let snapshot_replaced = state(&[("snapshots/system=pos/snapshot_date=2026-03-01/c.parquet", None), SNAP_2, MOVE_1], "f");
+        assert_eq!(scope(Some(&before), &snapshot_replaced), Scope::From(day("2026-03-01")));
+        // The removed file's earliest event counts even when the new one starts later.
+        let movements_replaced = state(&[SNAP_1, SNAP_2, ("movements/system=pos/load_date=2026-03-01/z.parquet", Some("2026-03-02"))], "f");
+        assert_eq!(scope(Some(&before), &movements_replaced), Scope::From(day("2026-03-01")));
+    }
+
+    #[test]
+    fn no_history_or_changed_reference_data_rebuild_everything() {
+        let now = state(&[SNAP_1], "f");
+        assert!(matches!(scope(None, &now), Scope::Full(_)));
+        assert!(matches!(scope(Some(&now), &state(&[SNAP_1], "g")), Scope::Full(_)));
+    }
+}
