@@ -1,11 +1,11 @@
 //! What changed since the last build, so that a build recomputes only the days that need it.
 //!
-//! A build records the data files of `snapshots` and `movements` it read, and a fingerprint
-//! of everything else its marts depend on (reference tables, thresholds, the models
-//! themselves). The next build compares: new or replaced snapshot partitions name their
-//! days; new movements can change positions from their earliest event on; anything else
-//! (a changed threshold or SKU master, re-loaded movements, a new stocktake) means a full
-//! build.
+//! A build records the data files of `snapshots`, `movements` and `counts` it read (with the
+//! earliest day a ledger file is about), and a fingerprint of everything else its marts
+//! depend on (reference tables, thresholds, the models themselves). The next build compares:
+//! new or replaced snapshot partitions name their days; new or replaced ledger files reach
+//! back to their earliest event; anything else (a changed threshold or SKU master, a new
+//! stocktake) means a full build.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::warehouse::{TableSpec, Warehouse, Write, collect, strings};
 
 /// Tables whose files are tracked one by one; every other input is fingerprinted.
-const TRACKED: [&str; 2] = ["snapshots", "movements"];
+const TRACKED: [&str; 3] = ["snapshots", "movements", "counts"];
+/// Ledger tables partitioned by load date, with the day each row is about.
+const LEDGERS: [(&str, &str); 2] = [("movements", "arrow_cast(event_at, 'Date32')"), ("counts", "count_date")];
 const FINGERPRINTED: [&str; 5] = ["skus", "locations", "bundles", "authority", "thresholds"];
 const STATE_TABLE: &str = "build_state";
 
@@ -126,9 +128,9 @@ pub fn scope(last: Option<&State>, now: &State) -> Scope {
     for (file, earliest) in changed(last, now) {
         let day = match file.split_once('/') {
             Some(("snapshots", _)) => partition_date(file, "snapshot_date"),
-            // Movements can change positions from their earliest event on; a file with no
-            // events changes nothing.
-            Some(("movements", _)) => match earliest {
+            // Movements (and counts) change the marts from their earliest event on; a file
+            // with no rows changes nothing.
+            Some(("movements" | "counts", _)) => match earliest {
                 Some(day) => Some(day),
                 None if partition_date(file, "load_date").is_none() => return Scope::Full(format!("cannot tell the days of {file}")),
                 None => None,
@@ -147,37 +149,38 @@ fn changed<'a>(last: &'a State, now: &'a State) -> impl Iterator<Item = (&'a Str
     added.chain(removed).map(|(f, d)| (f, *d))
 }
 
-/// Fills in the earliest event day of each movements file: carried over from the last
-/// build, or read from the warehouse for files it did not see.
+/// Fills in the earliest event day of each ledger file: carried over from the last build, or
+/// read from the warehouse for files it did not see.
 pub async fn annotate(ctx: &SessionContext, last: Option<&State>, now: &mut State) -> Result<()> {
-    let mut loads = BTreeSet::new();
-    for (file, earliest) in now.files.iter_mut().filter(|(f, _)| f.starts_with("movements/")) {
-        match last.and_then(|l| l.files.get(file)) {
-            Some(day) => *earliest = *day,
-            None => loads.extend(partition_date(file, "load_date")),
-        }
-    }
-    if loads.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = loads.iter().map(|d| format!("DATE '{d}'")).collect();
-    let sql = format!(
-        "select system, cast(load_date as varchar), cast(min(arrow_cast(event_at, 'Date32')) as varchar)
-         from movements where load_date in ({}) group by system, load_date",
-        list.join(", ")
-    );
-    let mut earliest: BTreeMap<String, NaiveDate> = BTreeMap::new();
-    for batch in collect(ctx, "finding the days of new movements", &sql).await? {
-        let (systems, loads, days) = (strings(&batch, 0)?, strings(&batch, 1)?, strings(&batch, 2)?);
-        for ((system, load), day) in systems.into_iter().zip(loads).zip(days) {
-            if let (Some(system), Some(load), Some(day)) = (system, load, day.and_then(|d| d.parse().ok())) {
-                earliest.insert(format!("system={system}/load_date={load}/"), day);
+    for (table, day) in LEDGERS {
+        let prefix = format!("{table}/");
+        let mut loads = BTreeSet::new();
+        for (file, earliest) in now.files.iter_mut().filter(|(f, _)| f.starts_with(&prefix)) {
+            match last.and_then(|l| l.files.get(file)) {
+                Some(known) => *earliest = *known,
+                None => loads.extend(partition_date(file, "load_date")),
             }
         }
-    }
-    for (file, day) in now.files.iter_mut().filter(|(f, _)| f.starts_with("movements/")) {
-        if day.is_none() {
-            *day = earliest.iter().find(|(partition, _)| file.contains(partition.as_str())).map(|(_, d)| *d);
+        if loads.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = loads.iter().map(|d| format!("DATE '{d}'")).collect();
+        let sql = format!(
+            "select system, cast(load_date as varchar), cast(min({day}) as varchar)
+             from {table} where load_date in ({}) group by system, load_date",
+            list.join(", ")
+        );
+        let mut earliest: BTreeMap<String, NaiveDate> = BTreeMap::new();
+        for batch in collect(ctx, &format!("finding the days of new {table}"), &sql).await? {
+            let (systems, loads, days) = (strings(&batch, 0)?, strings(&batch, 1)?, strings(&batch, 2)?);
+            for ((system, load), day) in systems.into_iter().zip(loads).zip(days) {
+                if let (Some(system), Some(load), Some(day)) = (system, load, day.and_then(|d| d.parse().ok())) {
+                    earliest.insert(format!("{prefix}system={system}/load_date={load}/"), day);
+                }
+            }
+        }
+        for (file, day) in now.files.iter_mut().filter(|(f, d)| f.starts_with(&prefix) && d.is_none()) {
+            *day = earliest.iter().find(|(partition, _)| file.starts_with(partition.as_str())).map(|(_, d)| *d);
         }
     }
     Ok(())

@@ -27,6 +27,11 @@ pub enum Recipe {
     /// A SQL model of one row set per day (`$first_day` to `$last_day`), partitioned by
     /// `snapshot_date`: built a range of days at a time, and only for the days that changed.
     Daily(&'static str),
+    /// A SQL model of rows per week: only the weeks from `$first_week` on are recomputed
+    /// (every week in a full build; none when no day changed).
+    Weekly(&'static str),
+    /// The same, made by a statistics function given the first week to recompute.
+    WeeklyRust(for<'a> fn(&'a SessionContext, &'a Thresholds, NaiveDate) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
     Rust(for<'a> fn(&'a SessionContext, &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
 }
 
@@ -46,6 +51,7 @@ pub const STAGING: &[Model] = &[
 
 /// Marts in dependency order.
 pub const MARTS: &[Mart] = &[
+    Mart { name: "coverage", recipe: Recipe::Daily(include_str!("../sql/marts/coverage.sql")), tests: None },
     Mart {
         name: "positions",
         recipe: Recipe::Daily(include_str!("../sql/marts/positions.sql")),
@@ -57,14 +63,14 @@ pub const MARTS: &[Mart] = &[
         tests: Some(include_str!("../sql/marts/variances.test.sql")),
     },
     Mart { name: "sku_classes", recipe: Recipe::Rust(drift::abc::build), tests: None },
-    Mart { name: "variance_trends", recipe: Recipe::Rust(drift::trends::build), tests: None },
+    Mart { name: "variance_trends", recipe: Recipe::WeeklyRust(drift::trends::build), tests: None },
     Mart { name: "drift_patterns", recipe: Recipe::Rust(drift::patterns::build), tests: None },
     Mart {
         name: "exceptions",
         recipe: Recipe::Sql(include_str!("../sql/marts/exceptions.sql")),
         tests: Some(include_str!("../sql/marts/exceptions.test.sql")),
     },
-    Mart { name: "kpi_weekly", recipe: Recipe::Sql(include_str!("../sql/marts/kpi_weekly.sql")), tests: None },
+    Mart { name: "kpi_weekly", recipe: Recipe::Weekly(include_str!("../sql/marts/kpi_weekly.sql")), tests: None },
     Mart { name: "cycle_count_plan", recipe: Recipe::Rust(planning::counts::build), tests: None },
     Mart { name: "buffer_recommendations", recipe: Recipe::Rust(planning::buffers::build), tests: None },
     Mart { name: "purchase_recommendations", recipe: Recipe::Rust(planning::orders::build), tests: None },
@@ -87,6 +93,9 @@ pub struct BuildReport {
     /// Which days the day marts were recomputed for.
     pub scope: changes::Scope,
 }
+
+/// Stands for "every week" in weekly models.
+const EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a valid date");
 
 /// Rows of snapshots per chunk of days: bounds the memory of a day-mart query.
 const CHUNK_SNAPSHOT_ROWS: usize = 3_000_000;
@@ -120,6 +129,12 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
     let days = snapshot_days(&ctx).await?;
     let chunks = chunk_days(&days, &scope, chunk_len(&ctx, days.len()).await?);
 
+    // Weekly marts: the Monday of the first changed day (EARLIEST: every week; None: none).
+    let first_week = match &scope {
+        changes::Scope::Full(_) => Some(EARLIEST),
+        changes::Scope::From(day) => Some(day.week(chrono::Weekday::Mon).first_day()),
+        changes::Scope::Nothing => None,
+    };
     let mut report = BuildReport { rows: vec![], failed_tests: vec![], scope: scope.clone() };
     let progress = crate::progress::bar("build", MARTS.len() as u64);
     for mart in MARTS {
@@ -154,19 +169,32 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
                 }
                 rows
             }
+            Recipe::Weekly(_) | Recipe::WeeklyRust(_) if first_week.is_none() && warehouse.load(mart.name).await?.is_some() => 0,
             recipe => {
                 let context = format!("mart {}", mart.name);
-                let batches = match recipe {
-                    Recipe::Rust(build) => build(&ctx, &thresholds).await?,
-                    Recipe::Sql(sql) | Recipe::Daily(sql) => collect(&ctx, &context, sql).await?,
+                let week = first_week.unwrap_or(NaiveDate::MIN);
+                let sql = match recipe {
+                    Recipe::Sql(sql) | Recipe::Daily(sql) => Some(sql.to_string()),
+                    Recipe::Weekly(sql) => Some(strip_comments(sql).replace("$first_week", &format!("DATE '{}'", week.max(EARLIEST)))),
+                    Recipe::Rust(_) | Recipe::WeeklyRust(_) => None,
+                };
+                let batches = match (recipe, &sql) {
+                    (Recipe::Rust(build), _) => build(&ctx, &thresholds).await?,
+                    (Recipe::WeeklyRust(build), _) => build(&ctx, &thresholds, week.max(EARLIEST)).await?,
+                    (_, Some(sql)) => collect(&ctx, &context, sql).await?,
+                    (_, None) => unreachable!("every other recipe is SQL"),
                 };
                 let rows = batches.iter().map(|b| b.num_rows()).sum();
-                let schema = match (recipe, batches.is_empty()) {
-                    (Recipe::Sql(sql), true) => schema_of(&ctx, &context, sql, &[]).await?,
+                let schema = match (&sql, batches.is_empty()) {
                     (_, false) => batches[0].schema(),
-                    _ => return Err(Error::Usage(format!("{context} produced no schema"))),
+                    (Some(sql), true) => schema_of(&ctx, &context, sql, &[]).await?,
+                    (None, true) => return Err(Error::Usage(format!("{context} produced no schema"))),
                 };
-                warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &[] }, batches, Write::All).await?;
+                let mode = match (recipe, first_week) {
+                    (Recipe::Weekly(_) | Recipe::WeeklyRust(_), Some(week)) if week > EARLIEST => Write::Where(format!("week >= DATE '{week}'")),
+                    _ => Write::All,
+                };
+                warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &[] }, batches, mode).await?;
                 warehouse.register(&ctx, &[mart.name]).await?;
                 if let Some(tests) = mart.tests {
                     report.failed_tests.extend(run_tests(&ctx, mart.name, tests).await?);
@@ -174,13 +202,20 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
                 rows
             }
         };
-        info!(mart = mart.name, rows, seconds = started.elapsed().as_secs_f64(), "mart built");
+        info!(mart = mart.name, rows, seconds = started.elapsed().as_secs_f64(), peak_rss_mib = peak_rss_mib(), "mart built");
         progress.inc(1);
         report.rows.push((mart.name, rows));
     }
     progress.finish_and_clear();
     changes::save(warehouse, &now).await?;
     Ok(report)
+}
+
+/// The process's peak resident memory so far (Linux; `None` elsewhere), for `-v` output.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
 }
 
 /// The schema of a model's result: from its batches, or from its plan when it returned none.
@@ -195,8 +230,8 @@ async fn schema_of(ctx: &SessionContext, context: &str, sql: &str, batches: &[Re
 fn models_text() -> String {
     let mut text: Vec<&str> = STAGING.iter().map(|m| m.sql).collect();
     text.extend(MARTS.iter().filter_map(|m| match m.recipe {
-        Recipe::Sql(sql) | Recipe::Daily(sql) => Some(sql),
-        Recipe::Rust(_) => None,
+        Recipe::Sql(sql) | Recipe::Daily(sql) | Recipe::Weekly(sql) => Some(sql),
+        Recipe::Rust(_) | Recipe::WeeklyRust(_) => None,
     }));
     text.join("\n")
 }
@@ -256,14 +291,38 @@ fn chunk_days(days: &[NaiveDate], scope: &changes::Scope, len: usize) -> Vec<(Na
     chunks
 }
 
-/// Fills a day model's `$first_day`, `$last_day` and `$lag_first_day` (the first day a lag
-/// can look back to).
+/// Fills a day model's `$first_day`, `$last_day`, `$lag_first_day` (the first day a lag can
+/// look back to) and its lag expressions (see `sql/marts/variances.sql`).
 fn bind_days(sql: &str, first: NaiveDate, last: NaiveDate, lag_days: i64) -> String {
-    let lag_first = first.checked_sub_days(chrono::Days::new(lag_days.max(0) as u64)).unwrap_or(first);
+    let lag_days = lag_days.max(0);
+    let lag_first = first.checked_sub_days(chrono::Days::new(lag_days as u64)).unwrap_or(first);
+    let (priors, lag_match) = lag_expressions(lag_days);
     strip_comments(sql)
         .replace("$lag_first_day", &format!("DATE '{lag_first}'"))
         .replace("$first_day", &format!("DATE '{first}'"))
         .replace("$last_day", &format!("DATE '{last}'"))
+        .replace("$prior_columns", &priors)
+        .replace("$lag_match", &lag_match)
+}
+
+/// The previous `lag_days` positions of each SKU-location as window columns, and the days
+/// back to the nearest one equal to the system's number in the compared bucket. Rows are
+/// days in order, so the previous L rows hold every day within L days back.
+fn lag_expressions(lag_days: i64) -> (String, String) {
+    let over = "over (partition by sku, location_id order by snapshot_date)";
+    let mut priors = String::new();
+    let mut arms = String::new();
+    let on_hand_bucket = "s.on_hand is not null and p.on_hand is not null";
+    for j in 1..=lag_days {
+        priors.push_str(&format!(
+            ", lag(arrow_cast(snapshot_date, 'Int32'), {j}) {over} as prior_day_{j}, lag(on_hand, {j}) {over} as prior_on_hand_{j}, lag(available, {j}) {over} as prior_available_{j}"
+        ));
+        arms.push_str(&format!(
+            " when p.prior_day_{j} >= s.day_number - {lag_days} and (case when {on_hand_bucket} then p.prior_on_hand_{j} else p.prior_available_{j} end) = (case when {on_hand_bucket} then s.on_hand else s.available end) then cast(s.day_number - p.prior_day_{j} as bigint)"
+        ));
+    }
+    let lag_match = if arms.is_empty() { "cast(null as bigint)".to_string() } else { format!("(case{arms} end)") };
+    (priors, lag_match)
 }
 
 async fn run_tests(ctx: &SessionContext, model: &'static str, tests: &str) -> Result<Vec<(&'static str, String, usize)>> {

@@ -18,6 +18,11 @@
 --                               `stale_after_days` at the end of the week (or at the newest
 --                               snapshot of all, for the week in progress)
 -- Segments: count-based KPIs have no system; stale_systems has no ABC class.
+--
+-- Built for the weeks from $first_week on (every week in a full build). Weeks already built
+-- keep the ABC classes they were built with; `stocktake build --full` re-classes them.
+-- Movements are pruned by load_date, allowing for events dated up to two days after the
+-- folder they arrive in (time zones).
 with classes as (
     select sku, abc_class from sku_classes
 ),
@@ -31,11 +36,13 @@ thresholds as (
 ),
 
 weeks as (
-    select distinct arrow_cast(date_trunc('week', snapshot_date), 'Date32') as week from snapshots
+    select distinct arrow_cast(date_trunc('week', snapshot_date), 'Date32') as week
+    from coverage
+    where snapshot_date >= $first_week
 ),
 
 as_of as (
-    select max(arrow_cast(snapshot_date, 'Int32')) as day from snapshots
+    select max(arrow_cast(snapshot_date, 'Int32')) as day from coverage
 ),
 
 count_facts as (
@@ -53,7 +60,7 @@ count_facts as (
     left join classes k on k.sku = c.sku
     left join locations l on l.location_id = c.location_id
     cross join thresholds t
-    where c.book_qty is not null
+    where c.book_qty is not null and c.count_date >= $first_week
 ),
 
 variance_facts as (
@@ -70,6 +77,7 @@ variance_facts as (
         v.value_delta
     from variances v
     left join classes k on k.sku = v.sku
+    where v.snapshot_date >= $first_week
 ),
 
 exception_facts as (
@@ -98,11 +106,12 @@ returns as (
     join movements s
         on s.reference = r.reference and s.sku = r.sku and s.location_id = r.location_id and s.kind = 'return_restock'
     where r.kind = 'return'
+      and arrow_cast(s.event_at, 'Date32') >= $first_week and s.load_date >= $first_week - interval '2 days'
 ),
 
 latest_snapshot as (
     select w.week, s.system, s.location_id, max(arrow_cast(s.snapshot_date, 'Int32')) as newest_day
-    from (select distinct system, location_id, snapshot_date from snapshots) s
+    from coverage s
     join weeks w on arrow_cast(s.snapshot_date, 'Int32') <= arrow_cast(w.week, 'Int32') + 6
     group by w.week, s.system, s.location_id
 ),
@@ -119,6 +128,7 @@ facts as (
     from stg_snapshots s
     left join classes k on k.sku = s.sku
     left join locations l on l.location_id = s.location_id
+    where s.snapshot_date >= $first_week
     union all
     select week, abc_class, location_id, region, system, 'real_variance', case when real_variance then 1.0 else 0.0 end, 1.0
     from variance_facts
@@ -143,7 +153,7 @@ facts as (
     from movements m
     left join classes k on k.sku = m.sku
     left join locations l on l.location_id = m.location_id
-    where m.kind = 'adjustment'
+    where m.kind = 'adjustment' and arrow_cast(m.event_at, 'Date32') >= $first_week and m.load_date >= $first_week - interval '2 days'
     union all
     select r.week, coalesce(k.abc_class, 'C'), r.location_id, l.region, r.system, 'returns_to_sellable', cast(r.days as double), 1.0
     from returns r

@@ -12,8 +12,11 @@
 -- slope, p_value and direction are added by src/drift/trends.rs: the Theil–Sen slope and
 -- Mann–Kendall p-value of mean_abs_real_delta over the trailing `trend_weeks` weeks;
 -- direction is worsening / improving when p < trend_alpha, else flat.
+--
+-- Built for the weeks from $first_week on; weeks already built keep the ABC classes they
+-- were built with (`stocktake build --full` re-classes them).
 with variances as (
-    select * from variances
+    select * from variances where snapshot_date >= $first_week
 ),
 
 classes as (

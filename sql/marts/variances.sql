@@ -13,20 +13,19 @@
 --               (lag_days then says how many days behind it is).
 --
 -- Built for the days $first_day to $last_day at a time; a lag looks back to $lag_first_day.
+-- stocktake fills in, for the pipeline's lag_days L: $prior_columns, each position's L
+-- previous positions (day, on_hand, available) as window columns prior_day_1…L, and
+-- $lag_match, the days back to the nearest of them the system's number equals (NULL if
+-- none is within L days). One pass over the positions, no self-join.
 with snapshots as (
     select * from stg_snapshots
     where snapshot_date >= $first_day and snapshot_date <= $last_day
 ),
 
 positions as (
-    select *, arrow_cast(snapshot_date, 'Int32') as day_number
+    select *, arrow_cast(snapshot_date, 'Int32') as day_number $prior_columns
     from positions
     where snapshot_date >= $lag_first_day and snapshot_date <= $last_day
-),
-
--- The days a lag may look back: 1 to lag_days.
-lag_offsets as (
-    select unnest(range(1, lag_days + 1)) as days_back from thresholds
 ),
 
 thresholds as (
@@ -47,7 +46,8 @@ compared as (
         case when s.on_hand is not null and p.on_hand is not null then p.on_hand else p.available end as authoritative_qty,
         p.in_transit,
         p.inbound as authoritative_inbound,
-        p.unit_cost
+        p.unit_cost,
+        $lag_match as lag_match
     from snapshots s
     join positions p
         on p.snapshot_date = s.snapshot_date and p.sku = s.sku and p.location_id = s.location_id
@@ -69,32 +69,6 @@ measured as (
     where c.system_qty is not null and c.authoritative_qty is not null
 ),
 
--- The days a differing system might be copying: one equality join per day back, not a
--- range join over each SKU-location's whole history.
-lag_candidates as (
-    select
-        m.snapshot_date,
-        m.sku,
-        m.location_id,
-        m.system,
-        m.bucket,
-        m.system_qty,
-        o.days_back,
-        arrow_cast(m.day_number - o.days_back, 'Int32') as candidate_day
-    from measured m
-    cross join lag_offsets o
-    where m.delta <> 0
-),
-
-lagged as (
-    select c.snapshot_date, c.sku, c.location_id, c.system, min(c.days_back) as lag_days
-    from lag_candidates c
-    join positions p
-        on p.sku = c.sku and p.location_id = c.location_id and p.day_number = c.candidate_day
-    where (case when c.bucket = 'on_hand' then p.on_hand else p.available end) = c.system_qty
-    group by c.snapshot_date, c.sku, c.location_id, c.system
-),
-
 final as (
     select
         m.snapshot_date,
@@ -113,14 +87,11 @@ final as (
             when m.delta = 0 then null
             when m.in_transit > 0 and m.delta > 0 and m.delta <= m.in_transit + m.tolerance then 'in_transit'
             when m.authoritative_inbound > 0 and m.delta > 0 and m.delta <= m.authoritative_inbound + m.tolerance then 'receiving'
-            when l.sku is not null then 'lag'
+            when m.lag_match is not null then 'lag'
         end as explained_by,
-        l.lag_days,
+        case when m.delta <> 0 then m.lag_match end as lag_days,
         m.delta * m.unit_cost as value_delta
     from measured m
-    left join lagged l
-        on l.snapshot_date = m.snapshot_date and l.sku = m.sku
-       and l.location_id = m.location_id and l.system = m.system
 )
 
 select * from final

@@ -1,11 +1,13 @@
 //! `variance_trends`: the weekly aggregation is `sql/marts/variance_trends.sql`; this adds
 //! the trend test over each (ABC class, location, system) series of weeks.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 
@@ -13,6 +15,7 @@ use super::Columns;
 use crate::config::Thresholds;
 use crate::error::{Error, Result};
 use crate::stats;
+use crate::warehouse::collect;
 
 pub const SQL: &str = include_str!("../../sql/marts/variance_trends.sql");
 
@@ -39,12 +42,40 @@ pub fn trailing_trends(series: &[f64], weeks: usize, alpha: f64) -> Vec<(Option<
         .collect()
 }
 
-pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+/// Weeks of the mart before `first_week` that a trailing window reaches, per series.
+async fn earlier_weeks(ctx: &SessionContext, first_week: NaiveDate, weeks: i64) -> Result<HashMap<(String, String, String), Vec<f64>>> {
+    let mut out: HashMap<_, Vec<f64>> = HashMap::new();
+    if ctx.table_exist("variance_trends").map_err(|e| Error::query("variance_trends", e))? {
+        let sql = format!(
+            "select abc_class, location_id, system, mean_abs_real_delta from variance_trends
+             where week < DATE '{first_week}' and week >= DATE '{first_week}' - interval '{} days'
+             order by abc_class, location_id, system, week",
+            7 * weeks
+        );
+        for batch in collect(ctx, "mart variance_trends: earlier weeks", &sql).await? {
+            let c = Columns::new(&batch);
+            let (classes, locations, systems, real) = (c.text(0)?, c.text(1)?, c.text(2)?, c.float(3)?);
+            for i in 0..batch.num_rows() {
+                let key = (classes[i].clone().unwrap_or_default(), locations[i].clone().unwrap_or_default(), systems[i].clone().unwrap_or_default());
+                out.entry(key).or_default().push(real[i].unwrap_or(0.0));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The weekly rows from `first_week` on, with the trend of each series over the trailing
+/// weeks (reaching back into weeks built before).
+pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds, first_week: NaiveDate) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
     Box::pin(async move {
-        let frame = ctx.sql(SQL).await.map_err(|e| Error::query("mart variance_trends", e))?;
+        let weeks = t.trend_weeks.max(1);
+        let sql = SQL.lines().map(|l| l.split("--").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+        let sql = sql.replace("$first_week", &format!("DATE '{first_week}'"));
+        let frame = ctx.sql(&sql).await.map_err(|e| Error::query("mart variance_trends", e))?;
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await.map_err(|e| Error::query("mart variance_trends", e))?;
         let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| Error::arrow("variance_trends", e))?;
+        let earlier = earlier_weeks(ctx, first_week, weeks - 1).await?;
         let c = Columns::new(&batch);
         let (classes, locations, systems) = (c.text(1)?, c.text(2)?, c.text(4)?);
         let real = c.float(9)?;
@@ -58,9 +89,12 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             if same {
                 continue;
             }
-            let series: Vec<f64> = real[start..end].iter().map(|v| v.unwrap_or(0.0)).collect();
-            for (k, (s, p, d)) in trailing_trends(&series, t.trend_weeks.max(1) as usize, t.trend_alpha).into_iter().enumerate() {
-                (slope[start + k], p_value[start + k], direction[start + k]) = (s, p, d);
+            let key = (classes[start].clone().unwrap_or_default(), locations[start].clone().unwrap_or_default(), systems[start].clone().unwrap_or_default());
+            let mut series: Vec<f64> = earlier.get(&key).cloned().unwrap_or_default();
+            let before = series.len();
+            series.extend(real[start..end].iter().map(|v| v.unwrap_or(0.0)));
+            for (k, (s, p, d)) in trailing_trends(&series, weeks as usize, t.trend_alpha).into_iter().enumerate().skip(before) {
+                (slope[start + k - before], p_value[start + k - before], direction[start + k - before]) = (s, p, d);
             }
             start = end;
         }
