@@ -98,6 +98,9 @@ pub struct Thresholds {
     pub min_observations: i64,
     /// Days of history the pattern tests look at (the most recent ones).
     pub pattern_window_days: i64,
+    /// Days of history drift_patterns reads at all: month-end and integration-lag tests and
+    /// the systems' base rates use all of them (so memory and time do not grow with history).
+    pub pattern_history_days: i64,
     /// Significance level of the pattern tests.
     pub pattern_alpha: f64,
     /// Persistent: flagged on at least this share of the window's days.
@@ -149,6 +152,7 @@ impl Default for Thresholds {
             tolerance_c: 0.05,
             min_observations: 10,
             pattern_window_days: 30,
+            pattern_history_days: 120,
             pattern_alpha: 0.01,
             persistent_share: 0.6,
             fixed_offset_share: 0.6,

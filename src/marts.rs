@@ -30,6 +30,9 @@ pub enum Recipe {
     /// A SQL model of rows per week: only the weeks from `$first_week` on are recomputed
     /// (every week in a full build; none when no day changed).
     Weekly(&'static str),
+    /// A walk over the days (exceptions): given the first new day when the build only
+    /// added days after the ones it walked before, else `None` (replay every day).
+    Walk(for<'a> fn(&'a SessionContext, &'a Thresholds, Option<i64>) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
     /// The same, made by a statistics function given the first week to recompute.
     WeeklyRust(for<'a> fn(&'a SessionContext, &'a Thresholds, NaiveDate) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
     Rust(for<'a> fn(&'a SessionContext, &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
@@ -67,7 +70,7 @@ pub const MARTS: &[Mart] = &[
     Mart { name: "drift_patterns", recipe: Recipe::Rust(drift::patterns::build), tests: None },
     Mart {
         name: "exceptions",
-        recipe: Recipe::Sql(include_str!("../sql/marts/exceptions.sql")),
+        recipe: Recipe::Walk(drift::exceptions::build),
         tests: Some(include_str!("../sql/marts/exceptions.test.sql")),
     },
     Mart { name: "kpi_weekly", recipe: Recipe::Weekly(include_str!("../sql/marts/kpi_weekly.sql")), tests: None },
@@ -127,6 +130,12 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
     }
     info!(?scope, "build scope");
     let days = snapshot_days(&ctx).await?;
+    // Walks go on from the new days when the build only adds days after those built before.
+    let built_until = newest_built_day(&ctx).await?;
+    let append_from = match (&scope, built_until) {
+        (changes::Scope::From(day), Some(until)) if *day > until => Some((*day - NaiveDate::default()).num_days()),
+        _ => None,
+    };
     let chunks = chunk_days(&days, &scope, chunk_len(&ctx, days.len()).await?);
 
     // Weekly marts: the Monday of the first changed day (EARLIEST: every week; None: none).
@@ -169,18 +178,19 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
                 }
                 rows
             }
-            Recipe::Weekly(_) | Recipe::WeeklyRust(_) if first_week.is_none() && warehouse.load(mart.name).await?.is_some() => 0,
+            Recipe::Weekly(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) if first_week.is_none() && warehouse.load(mart.name).await?.is_some() => 0,
             recipe => {
                 let context = format!("mart {}", mart.name);
                 let week = first_week.unwrap_or(NaiveDate::MIN);
                 let sql = match recipe {
                     Recipe::Sql(sql) | Recipe::Daily(sql) => Some(sql.to_string()),
                     Recipe::Weekly(sql) => Some(strip_comments(sql).replace("$first_week", &format!("DATE '{}'", week.max(EARLIEST)))),
-                    Recipe::Rust(_) | Recipe::WeeklyRust(_) => None,
+                    Recipe::Rust(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) => None,
                 };
                 let batches = match (recipe, &sql) {
                     (Recipe::Rust(build), _) => build(&ctx, &thresholds).await?,
                     (Recipe::WeeklyRust(build), _) => build(&ctx, &thresholds, week.max(EARLIEST)).await?,
+                    (Recipe::Walk(build), _) => build(&ctx, &thresholds, append_from).await?,
                     (_, Some(sql)) => collect(&ctx, &context, sql).await?,
                     (_, None) => unreachable!("every other recipe is SQL"),
                 };
@@ -231,7 +241,7 @@ fn models_text() -> String {
     let mut text: Vec<&str> = STAGING.iter().map(|m| m.sql).collect();
     text.extend(MARTS.iter().filter_map(|m| match m.recipe {
         Recipe::Sql(sql) | Recipe::Daily(sql) | Recipe::Weekly(sql) => Some(sql),
-        Recipe::Rust(_) | Recipe::WeeklyRust(_) => None,
+        Recipe::Rust(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) => None,
     }));
     text.join("\n")
 }
@@ -247,6 +257,15 @@ async fn day_marts_current(warehouse: &Warehouse) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// The newest day the last build covered (`coverage` as it stands before this build).
+async fn newest_built_day(ctx: &SessionContext) -> Result<Option<NaiveDate>> {
+    if !ctx.table_exist("coverage").map_err(|e| Error::query("coverage", e))? {
+        return Ok(None);
+    }
+    let batches = collect(ctx, "reading coverage", "select cast(max(snapshot_date) as varchar) from coverage").await?;
+    Ok(batches.iter().find(|b| b.num_rows() > 0).map(|b| strings(b, 0)).transpose()?.and_then(|v| v.into_iter().flatten().next()).and_then(|d| d.parse().ok()))
 }
 
 /// Every day that has snapshots, oldest first.

@@ -90,7 +90,8 @@ final as (
             when m.lag_match is not null then 'lag'
         end as explained_by,
         case when m.delta <> 0 then m.lag_match end as lag_days,
-        m.delta * m.unit_cost as value_delta
+        m.delta * m.unit_cost as value_delta,
+        m.in_transit
     from measured m
 )
 

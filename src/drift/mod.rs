@@ -2,6 +2,7 @@
 //! Rust over tables the SQL models produce; their results are tables again.
 
 pub mod abc;
+pub mod exceptions;
 pub mod patterns;
 pub mod trends;
 

@@ -25,6 +25,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use chrono::Datelike;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use super::{Columns, date_from_days};
@@ -319,21 +320,39 @@ pub fn directional_cause(points: &[Point], sku: &str, location: &str, ledger: &L
     }
 }
 
-const VARIANCES_SQL: &str = "
-select arrow_cast(v.snapshot_date, 'Int32') as day, v.sku, v.location_id, v.system, v.system_qty, v.authoritative_qty, v.delta,
-       v.flagged, v.explained_by is not null as explained, p.in_transit
-from variances v
-join positions p on p.snapshot_date = v.snapshot_date and p.sku = v.sku and p.location_id = v.location_id
-order by v.sku, v.location_id, v.system, v.snapshot_date";
+/// The variances of the trailing history, unordered (grouped into series in Rust, so no
+/// sort of the whole history is needed).
+fn variances_sql(first_day: i64) -> String {
+    format!(
+        "select arrow_cast(snapshot_date, 'Int32') as day, sku, location_id, system, system_qty, authoritative_qty, delta,
+                flagged, explained_by is not null as explained, in_transit
+         from variances where snapshot_date >= arrow_cast(arrow_cast({first_day}, 'Int32'), 'Date32')"
+    )
+}
 
-const LEDGER_SQL: &str = "
-select sku, location_id, kind, arrow_cast(arrow_cast(event_at, 'Date32'), 'Int32') as day,
-       bundle_sku is not null as from_kit, coalesce(reason_code, '') = '' as unreasoned, qty
-from movements";
+/// Movements of the trailing history; load dates can be up to two days before the events
+/// (time zones), so the partitions read start two days earlier.
+fn ledger_sql(first_day: i64) -> String {
+    format!(
+        "select sku, location_id, kind, arrow_cast(arrow_cast(event_at, 'Date32'), 'Int32') as day,
+                bundle_sku is not null as from_kit, coalesce(reason_code, '') = '' as unreasoned, qty
+         from movements
+         where load_date >= arrow_cast(arrow_cast({}, 'Int32'), 'Date32')
+           and arrow_cast(arrow_cast(event_at, 'Date32'), 'Int32') >= {first_day}",
+        first_day - 2
+    )
+}
 
-async fn load_ledger(ctx: &SessionContext) -> Result<Ledger> {
+/// The first day of the trailing history the patterns read.
+async fn history_start(ctx: &SessionContext, t: &Thresholds) -> Result<Option<i64>> {
+    let batches = collect(ctx, "drift_patterns: newest day", "select max(arrow_cast(snapshot_date, 'Int32')) from coverage").await?;
+    let last = batches.iter().find(|b| b.num_rows() > 0).map(|b| Columns::new(b).int(0)).transpose()?.and_then(|v| v[0]);
+    Ok(last.map(|last| last - t.pattern_history_days.max(1) + 1))
+}
+
+async fn load_ledger(ctx: &SessionContext, first_day: i64) -> Result<Ledger> {
     let mut ledger = Ledger::default();
-    for batch in collect(ctx, "drift_patterns: movements", LEDGER_SQL).await? {
+    for batch in collect(ctx, "drift_patterns: movements", &ledger_sql(first_day)).await? {
         let c = Columns::new(&batch);
         let (skus, locations, kinds, days, kits, unreasoned, qty) = (c.text(0)?, c.text(1)?, c.text(2)?, c.int(3)?, c.boolean(4)?, c.boolean(5)?, c.int(6)?);
         for i in 0..batch.num_rows() {
@@ -367,15 +386,19 @@ struct Series {
     points: Vec<Point>,
 }
 
-async fn load_series(ctx: &SessionContext) -> Result<Vec<Series>> {
-    let mut series: Vec<Series> = vec![];
-    for batch in collect(ctx, "drift_patterns: variances", VARIANCES_SQL).await? {
+async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>> {
+    let frame = ctx.sql(&variances_sql(first_day)).await.map_err(|e| Error::query("drift_patterns: variances", e))?;
+    let mut stream = frame.execute_stream().await.map_err(|e| Error::query("drift_patterns: variances", e))?;
+    let mut by_key: HashMap<(String, String, String), Vec<Point>> = HashMap::new();
+    // Batch by batch: only the points are kept, never the whole result.
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| Error::query("drift_patterns: variances", e))?;
         let c = Columns::new(&batch);
         let (days, skus, locations, systems) = (c.int(0)?, c.text(1)?, c.text(2)?, c.text(3)?);
         let (sq, aq, delta, flagged, explained, in_transit) = (c.int(4)?, c.int(5)?, c.int(6)?, c.boolean(7)?, c.boolean(8)?, c.int(9)?);
-        for i in 0..batch.num_rows() {
-            let (Some(day), Some(sku), Some(location), Some(system)) = (days[i], &skus[i], &locations[i], &systems[i]) else { continue };
-            let point = Point {
+        for (i, ((sku, location), system)) in skus.into_iter().zip(locations).zip(systems).enumerate() {
+            let (Some(day), Some(sku), Some(location), Some(system)) = (days[i], sku, location, system) else { continue };
+            by_key.entry((sku, location, system)).or_default().push(Point {
                 day,
                 system_qty: sq[i].unwrap_or(0),
                 authoritative_qty: aq[i].unwrap_or(0),
@@ -383,20 +406,26 @@ async fn load_series(ctx: &SessionContext) -> Result<Vec<Series>> {
                 flagged: flagged[i].unwrap_or(false),
                 explained: explained[i].unwrap_or(false),
                 in_transit: in_transit[i].unwrap_or(0),
-            };
-            match series.last_mut() {
-                Some(s) if &s.sku == sku && &s.location == location && &s.system == system => s.points.push(point),
-                _ => series.push(Series { sku: sku.clone(), location: location.clone(), system: system.clone(), points: vec![point] }),
-            }
+            });
         }
     }
+    let mut series: Vec<Series> = by_key
+        .into_iter()
+        .map(|((sku, location, system), mut points)| {
+            points.sort_unstable_by_key(|p| p.day);
+            points.shrink_to_fit();
+            Series { sku, location, system, points }
+        })
+        .collect();
+    series.sort_unstable_by(|a, b| (&a.sku, &a.location, &a.system).cmp(&(&b.sku, &b.location, &b.system)));
     Ok(series)
 }
 
 pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
     Box::pin(async move {
-        let series = load_series(ctx).await?;
-        let ledger = load_ledger(ctx).await?;
+        let Some(first_day) = history_start(ctx, t).await? else { return Ok(vec![Rows::default().finish()?]) };
+        let series = load_series(ctx, first_day).await?;
+        let ledger = load_ledger(ctx, first_day).await?;
         let products = super::text_map(ctx, "drift_patterns: skus", "select sku, product_id from skus").await?;
         let mut components = std::collections::HashSet::new();
         for batch in collect(ctx, "drift_patterns: bundles", "select distinct component_sku from bundles").await? {

@@ -8,6 +8,8 @@
 //! system (an integration-lag pattern, else the lag of variances explained as lag, else one
 //! day — a daily snapshot cannot see faster); σ_variance is the spread of the system's real
 //! daily delta against the authoritative number; z comes from the class's service level.
+//! A row is written for each SKU and selling system with sales in the window (only the
+//! window is read, so the cost does not grow with history).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,16 +32,17 @@ pub fn buffer(z: f64, lag_days: f64, demand_sd: f64, variance_sd: f64) -> i64 {
 
 /// Daily sales at the locations each system reports the SKU for.
 const SALES: &str = "
-with coverage as (select distinct system, location_id, sku from snapshots)
+with coverage as (select distinct system, location_id, sku from snapshots where snapshot_date >= $first_day)
 select c.sku, c.system, arrow_cast(s.sale_date, 'Int32'), sum(s.units)
 from coverage c join stg_sales s on s.sku = c.sku and s.location_id = c.location_id
+where s.load_date >= $first_load_day and s.sale_date >= $first_day
 group by c.sku, c.system, s.sale_date";
 
 /// Each system's real daily delta, summed over its locations.
 const DELTAS: &str = "
 select sku, system, arrow_cast(snapshot_date, 'Int32'), sum(case when explained_by is null then delta else 0 end),
        avg(case when explained_by = 'lag' then lag_days end)
-from variances group by sku, system, snapshot_date";
+from variances where snapshot_date >= $first_day group by sku, system, snapshot_date";
 
 const LAGS: &str = "
 select sku, system, max(effect) from drift_patterns where pattern = 'integration_lag' group by sku, system";
@@ -59,14 +62,14 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let today = as_of(ctx).await?.unwrap_or(0);
         let first_day = today - t.demand_window_days + 1;
         let (mut sales, mut deltas, mut lag_seen) = (Series::new(), Series::new(), Series::new());
-        for b in collect(ctx, "buffer_recommendations: sales", SALES).await? {
+        for b in collect(ctx, "buffer_recommendations: sales", &super::bind_window(SALES, today, first_day)).await? {
             let c = Columns::new(&b);
             let (skus, systems, days, units) = (c.text(0)?, c.text(1)?, c.int(2)?, c.float(3)?);
             for i in 0..b.num_rows() {
                 add(&mut sales, &skus[i], &systems[i], days[i], units[i]);
             }
         }
-        for b in collect(ctx, "buffer_recommendations: deltas", DELTAS).await? {
+        for b in collect(ctx, "buffer_recommendations: deltas", &super::bind_window(DELTAS, today, first_day)).await? {
             let c = Columns::new(&b);
             let (skus, systems, days, delta, lag) = (c.text(0)?, c.text(1)?, c.int(2)?, c.float(3)?, c.float(4)?);
             for i in 0..b.num_rows() {

@@ -18,11 +18,19 @@ use crate::warehouse::collect;
 
 /// The newest day the positions know: plans are made as of it.
 pub async fn as_of(ctx: &SessionContext) -> Result<Option<i64>> {
-    let batches = collect(ctx, "planning: as of", "select max(arrow_cast(snapshot_date, 'Int32')) from positions").await?;
+    // coverage is small; it has the days positions have.
+    let batches = collect(ctx, "planning: as of", "select max(arrow_cast(snapshot_date, 'Int32')) from coverage").await?;
     Ok(match batches.first() {
         Some(b) if b.num_rows() > 0 => Columns::new(b).int(0)?[0],
         _ => None,
     })
+}
+
+/// Fills `$today` and `$first_day` (days since the epoch) in a planning query as date
+/// literals, so scans read only the partitions of the demand window.
+pub fn bind_window(sql: &str, today: i64, first_day: i64) -> String {
+    let date = |d: i64| format!("DATE '{}'", crate::drift::date_from_days(d));
+    sql.replace("$today", &date(today)).replace("$first_load_day", &date(first_day - 2)).replace("$first_day", &date(first_day))
 }
 
 pub fn service_level(class: &str, t: &Thresholds) -> f64 {

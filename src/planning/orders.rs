@@ -61,18 +61,19 @@ select p.sku, p.region,
        k.lead_time_days, k.lead_time_sd, k.case_pack, k.moq
 from positions p
 join skus k on k.sku = p.sku
-where p.snapshot_date = (select max(snapshot_date) from positions)
+where p.snapshot_date = $today
 group by p.sku, p.region, k.lead_time_days, k.lead_time_sd, k.case_pack, k.moq
 order by p.region, p.sku";
 
 const SALES: &str = "
 select s.sku, l.region, arrow_cast(s.sale_date, 'Int32'), sum(s.units)
 from stg_sales s join locations l on l.location_id = s.location_id
+where s.load_date >= $first_load_day and s.sale_date >= $first_day
 group by s.sku, l.region, s.sale_date";
 
 const DISAGREEMENTS: &str = "
 select sku, region, string_agg(distinct system, ', ') from variances
-where snapshot_date = (select max(snapshot_date) from positions) and flagged and explained_by is null
+where snapshot_date = $today and flagged and explained_by is null
 group by sku, region";
 
 const OPEN_EXCEPTIONS: &str = "
@@ -83,9 +84,9 @@ where e.status = 'open' group by e.sku, l.region";
 const STALE: &str = "
 with newest as (
     select s.system, s.location_id, max(arrow_cast(s.snapshot_date, 'Int32')) as day
-    from snapshots s group by s.system, s.location_id
+    from coverage s group by s.system, s.location_id
 )
-select a.region, n.system, n.location_id, (select max(arrow_cast(snapshot_date, 'Int32')) from positions) - n.day
+select a.region, n.system, n.location_id, arrow_cast($today, 'Int32') - n.day
 from newest n
 join stg_authority a on a.location_id = n.location_id and a.authoritative_system = n.system";
 
@@ -96,7 +97,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let first_day = today - t.demand_window_days + 1;
 
         let mut sales: HashMap<(String, String), HashMap<i64, f64>> = HashMap::new();
-        for b in collect(ctx, "purchase_recommendations: sales", SALES).await? {
+        for b in collect(ctx, "purchase_recommendations: sales", &super::bind_window(SALES, today, first_day)).await? {
             let c = Columns::new(&b);
             let (skus, regions, days, units) = (c.text(0)?, c.text(1)?, c.int(2)?, c.float(3)?);
             for i in 0..b.num_rows() {
@@ -106,7 +107,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             }
         }
         let mut holds: HashMap<(String, String), Vec<String>> = HashMap::new();
-        for b in collect(ctx, "purchase_recommendations: disagreements", DISAGREEMENTS).await? {
+        for b in collect(ctx, "purchase_recommendations: disagreements", &super::bind_window(DISAGREEMENTS, today, first_day)).await? {
             let c = Columns::new(&b);
             for ((sku, region), systems) in c.text(0)?.into_iter().zip(c.text(1)?).zip(c.text(2)?) {
                 if let (Some(sku), Some(region)) = (sku, region) {
@@ -125,7 +126,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             }
         }
         let mut stale: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for b in collect(ctx, "purchase_recommendations: staleness", STALE).await? {
+        for b in collect(ctx, "purchase_recommendations: staleness", &super::bind_window(STALE, today, first_day)).await? {
             let c = Columns::new(&b);
             let (regions, systems, locations, age) = (c.text(0)?, c.text(1)?, c.text(2)?, c.int(3)?);
             for i in 0..b.num_rows() {
@@ -137,7 +138,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         }
 
         let mut rows = Rows::default();
-        for b in collect(ctx, "purchase_recommendations: positions", POSITIONS).await? {
+        for b in collect(ctx, "purchase_recommendations: positions", &super::bind_window(POSITIONS, today, first_day)).await? {
             let c = Columns::new(&b);
             let (skus, regions, positions) = (c.text(0)?, c.text(1)?, c.float(2)?);
             let (lead, lead_sd, pack, moq) = (c.float(3)?, c.float(4)?, c.int(5)?, c.int(6)?);

@@ -22,6 +22,7 @@ async fn incremental_marts(warehouse: &Warehouse) -> Vec<Vec<String>> {
         "select * from coverage",
         "select * from kpi_weekly where segment_type <> 'abc_class'",
         "select week, location_id, system, sum(observations) from variance_trends group by week, location_id, system",
+        "select * from exceptions",
     ] {
         let mut r = rows(warehouse, query).await;
         r.sort();
@@ -73,9 +74,15 @@ async fn new_days_are_built_alone_and_agree_with_a_full_build() {
     assert_eq!(nothing.scope, Scope::Nothing);
     assert_eq!((built(&nothing, "positions"), built(&nothing, "kpi_weekly")), (0, 0));
 
-    // The last day arrives, then the day before is loaded again (a retry): back to that day.
+    // The last day arrives: exceptions go on from the ones running, and agree with a replay.
     ingest_day(days[7]).await;
     assert_eq!(marts::build(&warehouse, false).await.unwrap().scope, Scope::From(days[7]));
+    let appended = incremental_marts(&warehouse).await;
+    assert!(appended[5].len() > 10, "exceptions open and close over these days: {:?}", appended[5].len());
+    marts::build(&warehouse, true).await.unwrap();
+    assert_eq!(incremental_marts(&warehouse).await, appended, "a build after a new day agrees with a full build");
+
+    // The day before is loaded again (a retry): back to that day.
     ingest_day(days[6]).await;
     let again = marts::build(&warehouse, false).await.unwrap();
     assert_eq!(again.scope, Scope::From(days[6]));
