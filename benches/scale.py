@@ -45,12 +45,18 @@ def run(args, may_fail=False):
     return seconds, usage.ru_maxrss / 1024, out
 
 
+# The marts the DuckDB peer computes too.
+PEER_MARTS = ("positions", "variances", "sku_classes", "variance_trends")
+PEER_STEP = "build (peer's marts)"
+
+
 def mart_seconds(log):
-    """Seconds per mart, from the build's `building mart` / `mart built` log lines."""
+    """Seconds per mart (name -> seconds), from the build's `building mart` / `mart built`
+    log lines."""
     import re
     from datetime import datetime
 
-    started, out = {}, []
+    started, out = {}, {}
     for line in re.sub(r"\x1b\[[0-9;]*m", "", log).splitlines():
         m = re.match(r"(\S+Z)\s+INFO .*(building mart|mart built) mart=\"?(\w+)", line)
         if not m:
@@ -59,8 +65,8 @@ def mart_seconds(log):
         if m.group(2) == "building mart":
             started[m.group(3)] = at
         else:
-            out.append(f"{m.group(3)} {(at - started[m.group(3)]).total_seconds():.1f}")
-    return ", ".join(out)
+            out[m.group(3)] = (at - started[m.group(3)]).total_seconds()
+    return out
 
 
 def main():
@@ -112,7 +118,10 @@ def main():
     build = run([stocktake, "-v", "build", "--warehouse", str(warehouse)], may_fail=True)
     if build:
         figures["build"] = build[:2]
-        print(f"stocktake build: {figures['build'][0]:.1f}s, peak RSS {figures['build'][1]:.0f} MiB; {mart_seconds(build[2])}", flush=True)
+        marts = mart_seconds(build[2])
+        figures[PEER_STEP] = (sum(marts.get(m, 0.0) for m in PEER_MARTS), build[1])
+        print(f"stocktake build: {figures['build'][0]:.1f}s, peak RSS {figures['build'][1]:.0f} MiB; "
+              + ", ".join(f"{name} {seconds:.1f}" for name, seconds in marts.items()), flush=True)
         for system_dir in held.iterdir():
             shutil.move(str(system_dir / last), str(data / "landing" / system_dir.name / last))
         daily = run([stocktake, "--quiet", "run", pipeline, "--date", last], may_fail=True)
@@ -132,15 +141,16 @@ def main():
 
     print()
     print(f"tier {a.tier} on {platform.node()} ({os.cpu_count()} cores, {platform.machine()}), duckdb {duckdb.__version__}")
-    print(f"{'step':<20} {'seconds':>9} {'peak RSS MiB':>13}")
+    print(f"{'step':<22} {'seconds':>9} {'peak RSS MiB':>13}")
     for name, (seconds, rss) in figures.items():
-        print(f"{name:<20} {seconds:>9.1f} {rss:>13.0f}")
+        print(f"{name:<22} {seconds:>9.1f} {rss:>13.0f}")
     print()
     ingest_ratio = figures["ingest"][0] / figures["duckdb ingest"][0]
     print(f"ingest rows/s: stocktake {history_rows / figures['ingest'][0]:,.0f}, duckdb {rows / figures['duckdb ingest'][0]:,.0f}")
     print(f"ratio stocktake / duckdb: ingest {ingest_ratio:.2f}", end="")
     if "build" in figures:
-        print(f", build {figures['build'][0] / figures['duckdb build'][0]:.2f} (target <= 1.0)")
+        print(f", build {figures['build'][0] / figures['duckdb build'][0]:.2f} (target <= 1.0); "
+              f"the peer's four marts alone {figures[PEER_STEP][0] / figures['duckdb build'][0]:.2f}")
     else:
         print(", build failed")
     if "daily" in figures:

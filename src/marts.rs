@@ -97,6 +97,13 @@ pub struct BuildReport {
     pub scope: changes::Scope,
 }
 
+/// Weeks of a weekly SQL model computed at a time (bounds its memory).
+const WEEKS_PER_PASS: u64 = 2;
+
+fn monday(day: NaiveDate) -> NaiveDate {
+    day.week(chrono::Weekday::Mon).first_day()
+}
+
 /// Stands for "every week" in weekly models.
 const EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a valid date");
 
@@ -141,7 +148,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
     // Weekly marts: the Monday of the first changed day (EARLIEST: every week; None: none).
     let first_week = match &scope {
         changes::Scope::Full(_) => Some(EARLIEST),
-        changes::Scope::From(day) => Some(day.week(chrono::Weekday::Mon).first_day()),
+        changes::Scope::From(day) => Some(monday(*day)),
         changes::Scope::Nothing => None,
     };
     let mut report = BuildReport { rows: vec![], failed_tests: vec![], scope: scope.clone() };
@@ -179,12 +186,36 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
                 rows
             }
             Recipe::Weekly(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) if first_week.is_none() && warehouse.load(mart.name).await?.is_some() => 0,
+            Recipe::Weekly(sql) if !days.is_empty() => {
+                let first = first_week.unwrap_or(EARLIEST).max(monday(days[0]));
+                let whole = first_week == Some(EARLIEST);
+                let mut rows = 0;
+                let mut start = first;
+                while start <= *days.last().expect("not empty") {
+                    let end = start + chrono::Days::new(7 * WEEKS_PER_PASS);
+                    let context = format!("mart {} (weeks {start} to {end})", mart.name);
+                    let bound = strip_comments(sql).replace("$first_week", &format!("DATE '{start}'")).replace("$end_week", &format!("DATE '{end}'"));
+                    let batches = collect(&ctx, &context, &bound).await?;
+                    rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+                    let schema = schema_of(&ctx, &context, &bound, &batches).await?;
+                    let mode = match (start == first, whole) {
+                        (true, true) => Write::All,
+                        (true, false) => Write::Where(format!("week >= DATE '{start}'")),
+                        (false, _) => Write::Where(format!("week >= DATE '{start}' AND week < DATE '{end}'")),
+                    };
+                    warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &[] }, batches, mode).await?;
+                    start = end;
+                }
+                warehouse.register(&ctx, &[mart.name]).await?;
+                rows
+            }
             recipe => {
                 let context = format!("mart {}", mart.name);
                 let week = first_week.unwrap_or(NaiveDate::MIN);
                 let sql = match recipe {
                     Recipe::Sql(sql) | Recipe::Daily(sql) => Some(sql.to_string()),
-                    Recipe::Weekly(sql) => Some(strip_comments(sql).replace("$first_week", &format!("DATE '{}'", week.max(EARLIEST)))),
+                    // No day at all: one pass over every (empty) week.
+                    Recipe::Weekly(sql) => Some(strip_comments(sql).replace("$first_week", &format!("DATE '{}'", week.max(EARLIEST))).replace("$end_week", "DATE '9999-12-31'")),
                     Recipe::Rust(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) => None,
                 };
                 let batches = match (recipe, &sql) {

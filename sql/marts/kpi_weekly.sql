@@ -19,7 +19,8 @@
 --                               snapshot of all, for the week in progress)
 -- Segments: count-based KPIs have no system; stale_systems has no ABC class.
 --
--- Built for the weeks from $first_week on (every week in a full build). Weeks already built
+-- Built for the weeks from $first_week up to (not including) $end_week, a few weeks at a
+-- time so that memory does not grow with history (every week in a full build). Weeks already built
 -- keep the ABC classes they were built with; `stocktake build --full` re-classes them.
 -- Movements are pruned by load_date, allowing for events dated up to two days after the
 -- folder they arrive in (time zones).
@@ -38,7 +39,7 @@ thresholds as (
 weeks as (
     select distinct arrow_cast(date_trunc('week', snapshot_date), 'Date32') as week
     from coverage
-    where snapshot_date >= $first_week
+    where snapshot_date >= $first_week and snapshot_date < $end_week
 ),
 
 as_of as (
@@ -60,7 +61,7 @@ count_facts as (
     left join classes k on k.sku = c.sku
     left join locations l on l.location_id = c.location_id
     cross join thresholds t
-    where c.book_qty is not null and c.count_date >= $first_week
+    where c.book_qty is not null and c.count_date >= $first_week and c.count_date < $end_week
 ),
 
 variance_facts as (
@@ -77,7 +78,7 @@ variance_facts as (
         v.value_delta
     from variances v
     left join classes k on k.sku = v.sku
-    where v.snapshot_date >= $first_week
+    where v.snapshot_date >= $first_week and v.snapshot_date < $end_week
 ),
 
 exception_facts as (
@@ -106,7 +107,8 @@ returns as (
     join movements s
         on s.reference = r.reference and s.sku = r.sku and s.location_id = r.location_id and s.kind = 'return_restock'
     where r.kind = 'return'
-      and arrow_cast(s.event_at, 'Date32') >= $first_week and s.load_date >= $first_week - interval '2 days'
+      and arrow_cast(s.event_at, 'Date32') >= $first_week and arrow_cast(s.event_at, 'Date32') < $end_week
+      and s.load_date >= $first_week - interval '2 days'
 ),
 
 latest_snapshot as (
@@ -128,7 +130,7 @@ facts as (
     from stg_snapshots s
     left join classes k on k.sku = s.sku
     left join locations l on l.location_id = s.location_id
-    where s.snapshot_date >= $first_week
+    where s.snapshot_date >= $first_week and s.snapshot_date < $end_week
     union all
     select week, abc_class, location_id, region, system, 'real_variance', case when real_variance then 1.0 else 0.0 end, 1.0
     from variance_facts
@@ -153,7 +155,8 @@ facts as (
     from movements m
     left join classes k on k.sku = m.sku
     left join locations l on l.location_id = m.location_id
-    where m.kind = 'adjustment' and arrow_cast(m.event_at, 'Date32') >= $first_week and m.load_date >= $first_week - interval '2 days'
+    where m.kind = 'adjustment' and arrow_cast(m.event_at, 'Date32') >= $first_week and arrow_cast(m.event_at, 'Date32') < $end_week
+      and m.load_date >= $first_week - interval '2 days'
     union all
     select r.week, coalesce(k.abc_class, 'C'), r.location_id, l.region, r.system, 'returns_to_sellable', cast(r.days as double), 1.0
     from returns r
