@@ -383,13 +383,56 @@ struct Series {
     sku: String,
     location: String,
     system: String,
-    points: Vec<Point>,
+    /// Stored compactly (a tier-M history holds tens of millions of points).
+    compact: Vec<CompactPoint>,
+}
+
+/// A `Point` in 24 bytes instead of 48: stock quantities fit in 32 bits.
+#[derive(Clone, Copy)]
+struct CompactPoint {
+    day: i32,
+    system_qty: i32,
+    authoritative_qty: i32,
+    delta: i32,
+    in_transit: i32,
+    flags: u8,
+}
+
+impl CompactPoint {
+    fn new(p: &Point) -> CompactPoint {
+        let clamp = |v: i64| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        CompactPoint {
+            day: clamp(p.day),
+            system_qty: clamp(p.system_qty),
+            authoritative_qty: clamp(p.authoritative_qty),
+            delta: clamp(p.delta),
+            in_transit: clamp(p.in_transit),
+            flags: p.flagged as u8 | (p.explained as u8) << 1,
+        }
+    }
+}
+
+impl Series {
+    fn points(&self) -> Vec<Point> {
+        self.compact
+            .iter()
+            .map(|c| Point {
+                day: c.day as i64,
+                system_qty: c.system_qty as i64,
+                authoritative_qty: c.authoritative_qty as i64,
+                delta: c.delta as i64,
+                flagged: c.flags & 1 != 0,
+                explained: c.flags & 2 != 0,
+                in_transit: c.in_transit as i64,
+            })
+            .collect()
+    }
 }
 
 async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>> {
     let frame = ctx.sql(&variances_sql(first_day)).await.map_err(|e| Error::query("drift_patterns: variances", e))?;
     let mut stream = frame.execute_stream().await.map_err(|e| Error::query("drift_patterns: variances", e))?;
-    let mut by_key: HashMap<(String, String, String), Vec<Point>> = HashMap::new();
+    let mut by_key: HashMap<(String, String, String), Vec<CompactPoint>> = HashMap::new();
     // Batch by batch: only the points are kept, never the whole result.
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| Error::query("drift_patterns: variances", e))?;
@@ -398,7 +441,7 @@ async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>
         let (sq, aq, delta, flagged, explained, in_transit) = (c.int(4)?, c.int(5)?, c.int(6)?, c.boolean(7)?, c.boolean(8)?, c.int(9)?);
         for (i, ((sku, location), system)) in skus.into_iter().zip(locations).zip(systems).enumerate() {
             let (Some(day), Some(sku), Some(location), Some(system)) = (days[i], sku, location, system) else { continue };
-            by_key.entry((sku, location, system)).or_default().push(Point {
+            by_key.entry((sku, location, system)).or_default().push(CompactPoint::new(&Point {
                 day,
                 system_qty: sq[i].unwrap_or(0),
                 authoritative_qty: aq[i].unwrap_or(0),
@@ -406,7 +449,7 @@ async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>
                 flagged: flagged[i].unwrap_or(false),
                 explained: explained[i].unwrap_or(false),
                 in_transit: in_transit[i].unwrap_or(0),
-            });
+            }));
         }
     }
     let mut series: Vec<Series> = by_key
@@ -414,7 +457,7 @@ async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>
         .map(|((sku, location, system), mut points)| {
             points.sort_unstable_by_key(|p| p.day);
             points.shrink_to_fit();
-            Series { sku, location, system, points }
+            Series { sku, location, system, compact: points }
         })
         .collect();
     series.sort_unstable_by(|a, b| (&a.sku, &a.location, &a.system).cmp(&(&b.sku, &b.location, &b.system)));
@@ -435,9 +478,10 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let mut totals: HashMap<&str, (usize, usize, usize)> = HashMap::new();
         for s in &series {
             let e = totals.entry(s.system.as_str()).or_default();
-            e.0 += s.points.len();
-            e.1 += s.points.iter().filter(|p| p.real_flag()).count();
-            e.2 += s.points.iter().filter(|p| !p.explained && p.delta != 0).count();
+            let points = s.points();
+            e.0 += points.len();
+            e.1 += points.iter().filter(|p| p.real_flag()).count();
+            e.2 += points.iter().filter(|p| !p.explained && p.delta != 0).count();
         }
         let detections: Vec<(usize, Detection)> = series
             .iter()
@@ -445,7 +489,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             .flat_map(|(i, s)| {
                 let (n, flagged, nonzero) = totals[s.system.as_str()];
                 let base = BaseRates { flagged: flagged as f64 / n as f64, nonzero: nonzero as f64 / n as f64 };
-                detect(&s.points, base, t).into_iter().map(move |d| (i, d))
+                detect(&s.points(), base, t).into_iter().map(move |d| (i, d))
             })
             .collect();
 
@@ -455,7 +499,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             by_series.entry(*i).or_default().push(d);
         }
         let has = |i: usize, pattern: &str| by_series.get(&i).is_some_and(|ds| ds.iter().any(|d| d.pattern == pattern));
-        let direction = |i: usize| series[i].points.iter().filter(|p| !p.explained).map(|p| p.delta).sum::<i64>().signum();
+        let direction = |i: usize| series[i].points().iter().filter(|p| !p.explained).map(|p| p.delta).sum::<i64>().signum();
         // Sibling variants of one product, drifting opposite ways in step: the sales of one are
         // booked on the other.
         let mut siblings: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
@@ -468,12 +512,12 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let mirrored = |i: usize| {
             let s = &series[i];
             let Some(product) = products.get(&s.sku) else { return false };
-            let mine: HashMap<i64, f64> = increments(&s.points).into_iter().collect();
+            let mine: HashMap<i64, f64> = increments(&s.points()).into_iter().collect();
             siblings[&(product.as_str(), s.location.as_str(), s.system.as_str())].iter().any(|&j| {
                 if j == i || direction(j) != -direction(i) {
                     return false;
                 }
-                let theirs = increments(&series[j].points);
+                let theirs = increments(&series[j].points());
                 let (x, y): (Vec<f64>, Vec<f64>) = theirs.iter().filter_map(|(d, v)| mine.get(d).map(|m| (*m, -v))).unzip();
                 correlation(&x, &y) >= 0.5
             })
@@ -496,7 +540,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             } else if mirrored(i) {
                 ("variant_wrong_level", "identity")
             } else {
-                directional_cause(&s.points, &s.sku, &s.location, &ledger)
+                directional_cause(&s.points(), &s.sku, &s.location, &ledger)
             };
             causes.insert(i, cause);
         }
