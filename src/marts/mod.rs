@@ -1,0 +1,336 @@
+//! Builds the marts by running the SQL models in `sql/` with DataFusion. Staging models are
+//! views; marts are materialised as Delta tables, in dependency order. Each mart may have a
+//! `<model>.test.sql` beside it: queries that return the rows breaking a rule.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
+use datafusion::prelude::SessionContext;
+use futures::future::BoxFuture;
+use tracing::info;
+
+use crate::config::Thresholds;
+use crate::{drift, planning};
+use crate::error::{Error, Result};
+use crate::tables;
+use crate::warehouse::{TableSpec, Warehouse, Write, collect};
+use crate::changes;
+
+mod days;
+use days::*;
+
+pub struct Model {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// How a mart is made: a SQL model, or a statistics function over the session.
+pub enum Recipe {
+    Sql(&'static str),
+    /// A SQL model of one row set per day (`$first_day` to `$last_day`), partitioned by
+    /// `snapshot_date`: built a range of days at a time, and only for the days that changed.
+    Daily(&'static str),
+    /// A SQL model of rows per week: only the weeks from `$first_week` on are recomputed
+    /// (every week in a full build; none when no day changed).
+    Weekly(&'static str),
+    /// A walk over the days (exceptions): given the first new day when the build only
+    /// added days after the ones it walked before, else `None` (replay every day).
+    Walk(for<'a> fn(&'a SessionContext, &'a Thresholds, Option<i64>) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
+    /// The same, made by a statistics function given the first week to recompute.
+    WeeklyRust(for<'a> fn(&'a SessionContext, &'a Thresholds, NaiveDate) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
+    Rust(for<'a> fn(&'a SessionContext, &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
+}
+
+pub struct Mart {
+    pub name: &'static str,
+    pub recipe: Recipe,
+    /// Queries returning the rows that break a rule (`<model>.test.sql`).
+    pub tests: Option<&'static str>,
+}
+
+impl Mart {
+    /// The model's SQL, for marts made by one.
+    fn recipe_sql(&self) -> Option<&'static str> {
+        match self.recipe {
+            Recipe::Sql(sql) | Recipe::Daily(sql) | Recipe::Weekly(sql) => Some(sql),
+            Recipe::Rust(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) => None,
+        }
+    }
+}
+
+pub const STAGING: &[Model] = &[
+    Model { name: "stg_authority", sql: include_str!("../../sql/staging/stg_authority.sql") },
+    Model { name: "stg_snapshots", sql: include_str!("../../sql/staging/stg_snapshots.sql") },
+    Model { name: "stg_transfers", sql: include_str!("../../sql/staging/stg_transfers.sql") },
+    Model { name: "stg_sales", sql: include_str!("../../sql/staging/stg_sales.sql") },
+];
+
+/// Marts in dependency order.
+pub const MARTS: &[Mart] = &[
+    Mart { name: "coverage", recipe: Recipe::Daily(include_str!("../../sql/marts/coverage.sql")), tests: None },
+    Mart {
+        name: "positions",
+        recipe: Recipe::Daily(include_str!("../../sql/marts/positions.sql")),
+        tests: Some(include_str!("../../sql/marts/positions.test.sql")),
+    },
+    Mart {
+        name: "variances",
+        recipe: Recipe::Daily(include_str!("../../sql/marts/variances.sql")),
+        tests: Some(include_str!("../../sql/marts/variances.test.sql")),
+    },
+    Mart { name: "sku_classes", recipe: Recipe::Rust(drift::abc::build), tests: None },
+    Mart { name: "variance_trends", recipe: Recipe::WeeklyRust(drift::trends::build), tests: None },
+    Mart { name: "drift_patterns", recipe: Recipe::Rust(drift::patterns::build), tests: None },
+    Mart {
+        name: "exceptions",
+        recipe: Recipe::Walk(drift::exceptions::build),
+        tests: Some(include_str!("../../sql/marts/exceptions.test.sql")),
+    },
+    Mart { name: "kpi_weekly", recipe: Recipe::Weekly(include_str!("../../sql/marts/kpi_weekly.sql")), tests: None },
+    Mart { name: "cycle_count_plan", recipe: Recipe::Rust(planning::counts::build), tests: None },
+    Mart { name: "buffer_recommendations", recipe: Recipe::Rust(planning::buffers::build), tests: None },
+    Mart { name: "purchase_recommendations", recipe: Recipe::Rust(planning::orders::build), tests: None },
+];
+
+/// Every table a session over the warehouse can see.
+pub fn all_tables() -> Vec<&'static str> {
+    let mut names: Vec<&str> = tables::RAW.to_vec();
+    names.extend(tables::REFERENCE);
+    names.extend(MARTS.iter().map(|m| m.name));
+    names
+}
+
+#[derive(Debug)]
+pub struct BuildReport {
+    /// Rows written per mart (for day marts, the rows of the days recomputed).
+    pub rows: Vec<(&'static str, usize)>,
+    /// Model tests that returned rows: (model, first line of the failing query, rows).
+    pub failed_tests: Vec<(&'static str, String, usize)>,
+    /// Which days the day marts were recomputed for.
+    pub scope: changes::Scope,
+}
+
+/// Builds every mart. Day marts are recomputed only for the days whose inputs changed since
+/// the last build, unless `full` (or the change needs it).
+pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
+    if warehouse.load("locations").await?.is_none() {
+        return Err(Error::Usage(format!(
+            "the warehouse at {} holds no ingested data yet: run `stocktake run PIPELINE` (or `stocktake snapshot`) first",
+            warehouse.root()
+        )));
+    }
+    let ctx = warehouse.session(&all_tables()).await?;
+    for model in STAGING {
+        let sql = format!("create or replace view {} as {}", model.name, strip_comments(model.sql));
+        collect(&ctx, &format!("model {}", model.name), &sql).await?;
+    }
+    let thresholds = read_thresholds(&ctx).await?;
+    let mut now = changes::current(warehouse, &ctx, &models_text()).await?;
+    let last = changes::last(warehouse).await?;
+    changes::annotate(&ctx, last.as_ref(), &mut now).await?;
+    let mut scope = match full {
+        true => changes::Scope::Full("asked for a full build".into()),
+        false => changes::scope(last.as_ref(), &now),
+    };
+    if !matches!(scope, changes::Scope::Full(_)) && !day_marts_current(warehouse).await? {
+        scope = changes::Scope::Full("the day marts are missing or partitioned differently".into());
+    }
+    info!(?scope, "build scope");
+    let days = snapshot_days(&ctx).await?;
+    // Walks go on from the new days when the build only adds days after those built before.
+    let built_until = newest_built_day(&ctx).await?;
+    let append_from = match (&scope, built_until) {
+        (changes::Scope::From(day), Some(until)) if *day > until => Some((*day - NaiveDate::default()).num_days()),
+        _ => None,
+    };
+    let chunks = chunk_days(&days, &scope, chunk_len(&ctx, days.len()).await?);
+    // Weekly marts: the Monday of the first changed day (EARLIEST: every week; None: none).
+    let first_week = match &scope {
+        changes::Scope::Full(_) => Some(EARLIEST),
+        changes::Scope::From(day) => Some(monday(*day)),
+        changes::Scope::Nothing => None,
+    };
+    let plan = Plan { thresholds, whole: matches!(scope, changes::Scope::Full(_)), days, chunks, first_week, append_from };
+
+    let mut report = BuildReport { rows: vec![], failed_tests: vec![], scope };
+    let progress = crate::progress::bar("build", MARTS.len() as u64);
+    for mart in MARTS {
+        progress.set_message(mart.name);
+        info!(mart = mart.name, "building mart");
+        let started = std::time::Instant::now();
+        let rows = match &mart.recipe {
+            Recipe::Daily(sql) => build_days(warehouse, &ctx, mart, sql, &plan, &mut report.failed_tests).await?,
+            Recipe::Weekly(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) if plan.first_week.is_none() && warehouse.load(mart.name).await?.is_some() => 0,
+            Recipe::Weekly(sql) => build_weeks(warehouse, &ctx, mart, sql, &plan).await?,
+            _ => build_whole(warehouse, &ctx, mart, &plan, &mut report.failed_tests).await?,
+        };
+        info!(mart = mart.name, rows, seconds = started.elapsed().as_secs_f64(), peak_rss_mib = peak_rss_mib(), "mart built");
+        progress.inc(1);
+        report.rows.push((mart.name, rows));
+    }
+    progress.finish_and_clear();
+    changes::save(warehouse, &now).await?;
+    Ok(report)
+}
+
+/// What this build recomputes, shared by every mart.
+struct Plan {
+    thresholds: Thresholds,
+    /// Every day (the tables are replaced).
+    whole: bool,
+    /// Every day with snapshots, oldest first.
+    days: Vec<NaiveDate>,
+    /// The ranges of days the day marts are recomputed for.
+    chunks: Vec<(NaiveDate, NaiveDate)>,
+    first_week: Option<NaiveDate>,
+    /// The first new day (days since the epoch) when the build only adds days.
+    append_from: Option<i64>,
+}
+
+type FailedTests = Vec<(&'static str, String, usize)>;
+
+/// A day mart, one range of days at a time, each commit replacing whole days: a reader sees
+/// every day either as it was or as rebuilt, never a table missing days. In a full build the
+/// first range also takes every earlier day and the last every later one, so days that lost
+/// their snapshots go.
+async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sql: &str, plan: &Plan, failed: &mut FailedTests) -> Result<usize> {
+    let mut rows = 0;
+    for (i, &(first, last)) in plan.chunks.iter().enumerate() {
+        let bind = |sql: &str| bind_days(sql, first, last, plan.thresholds.lag_days);
+        let context = format!("mart {} ({first} to {last})", mart.name);
+        let batches = collect(ctx, &context, &bind(sql)).await?;
+        rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+        let schema = schema_of(ctx, &context, &bind(sql), &batches).await?;
+        let spec = TableSpec { name: mart.name, schema, partition_by: &["snapshot_date"] };
+        let from = (!(plan.whole && i == 0)).then(|| format!("snapshot_date >= DATE '{first}'"));
+        let to = (i + 1 < plan.chunks.len()).then(|| format!("snapshot_date <= DATE '{last}'"));
+        let mode = match (from, to) {
+            (None, None) => Write::All,
+            (Some(p), None) | (None, Some(p)) => Write::Where(p),
+            (Some(a), Some(b)) => Write::Where(format!("{a} AND {b}")),
+        };
+        let replaced = warehouse.write(&spec, batches.clone(), mode).await;
+        match replaced {
+            // A full build after the model's columns changed cannot replace days of the old
+            // table: it replaces the table.
+            Err(_) if plan.whole && i == 0 => warehouse.write(&spec, batches, Write::All).await?,
+            result => result?,
+        }
+        warehouse.register(ctx, &[mart.name]).await?;
+        if let Some(tests) = mart.tests {
+            failed.extend(run_tests(ctx, mart.name, &bind(tests)).await?);
+        }
+    }
+    if plan.chunks.is_empty() && (plan.whole || warehouse.load(mart.name).await?.is_none()) {
+        let schema = schema_of(ctx, mart.name, &bind_days(sql, NaiveDate::MIN, NaiveDate::MIN, 0), &[]).await?;
+        warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &["snapshot_date"] }, vec![], Write::All).await?;
+        warehouse.register(ctx, &[mart.name]).await?;
+    }
+    Ok(rows)
+}
+
+/// A weekly SQL mart, computed `WEEKS_PER_PASS` weeks at a time from the first week to
+/// recompute (the last pass takes every later week: counts and movements can be dated after
+/// the newest snapshot), and written in one commit so a reader sees it whole.
+async fn build_weeks(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sql: &str, plan: &Plan) -> Result<usize> {
+    let whole = plan.whole || plan.days.is_empty();
+    let first = if whole { EARLIEST } else { plan.first_week.unwrap_or(EARLIEST) };
+    let (oldest, newest) = match (plan.days.first(), plan.days.last()) {
+        (Some(oldest), Some(newest)) => (monday(*oldest), *newest),
+        _ => (EARLIEST, EARLIEST),
+    };
+    let far_future = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date");
+    let mut batches = vec![];
+    let mut start = first;
+    let mut bound;
+    loop {
+        let end = start.max(oldest) + chrono::Days::new(7 * WEEKS_PER_PASS);
+        let end = if end > newest { far_future } else { end };
+        bound = strip_comments(sql).replace("$first_week", &format!("DATE '{start}'")).replace("$end_week", &format!("DATE '{end}'"));
+        batches.extend(collect(ctx, &format!("mart {} (weeks {start} to {end})", mart.name), &bound).await?);
+        if end == far_future {
+            break;
+        }
+        start = end;
+    }
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    let schema = schema_of(ctx, mart.name, &bound, &batches).await?;
+    let mode = if whole { Write::All } else { Write::Where(format!("week >= DATE '{first}'")) };
+    warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &[] }, batches, mode).await?;
+    warehouse.register(ctx, &[mart.name]).await?;
+    Ok(rows)
+}
+
+/// A mart computed whole (or, for weekly statistics, from the first week to recompute) and
+/// written in one commit.
+async fn build_whole(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, plan: &Plan, failed: &mut FailedTests) -> Result<usize> {
+    let context = format!("mart {}", mart.name);
+    let week = plan.first_week.unwrap_or(EARLIEST).max(EARLIEST);
+    let batches = match mart.recipe {
+        Recipe::Sql(sql) => collect(ctx, &context, sql).await?,
+        Recipe::Rust(build) => build(ctx, &plan.thresholds).await?,
+        Recipe::WeeklyRust(build) => build(ctx, &plan.thresholds, week).await?,
+        Recipe::Walk(build) => build(ctx, &plan.thresholds, plan.append_from).await?,
+        Recipe::Daily(_) | Recipe::Weekly(_) => unreachable!("built by build_days and build_weeks"),
+    };
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    let schema = match (mart.recipe_sql(), batches.is_empty()) {
+        (_, false) => batches[0].schema(),
+        (Some(sql), true) => schema_of(ctx, &context, sql, &[]).await?,
+        (None, true) => return Err(Error::Usage(format!("{context} produced no schema"))),
+    };
+    let mode = match mart.recipe {
+        Recipe::WeeklyRust(_) if week > EARLIEST => Write::Where(format!("week >= DATE '{week}'")),
+        _ => Write::All,
+    };
+    warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &[] }, batches, mode).await?;
+    warehouse.register(ctx, &[mart.name]).await?;
+    if let Some(tests) = mart.tests {
+        failed.extend(run_tests(ctx, mart.name, tests).await?);
+    }
+    Ok(rows)
+}
+
+/// The process's peak resident memory so far (Linux; `None` elsewhere), for `-v` output.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
+}
+
+/// The schema of a model's result: from its batches, or from its plan when it returned none.
+async fn schema_of(ctx: &SessionContext, context: &str, sql: &str, batches: &[RecordBatch]) -> Result<SchemaRef> {
+    match batches.first() {
+        Some(b) => Ok(b.schema()),
+        None => Ok(ctx.sql(sql).await.map_err(|e| Error::query(context, e))?.schema().inner().clone()),
+    }
+}
+
+/// The model texts, so that a build after a model changed is a full one.
+fn models_text() -> String {
+    let mut text: Vec<&str> = STAGING.iter().map(|m| m.sql).collect();
+    text.extend(MARTS.iter().filter_map(Mart::recipe_sql));
+    text.join("\n")
+}
+
+async fn run_tests(ctx: &SessionContext, model: &'static str, tests: &str) -> Result<Vec<(&'static str, String, usize)>> {
+    let mut failed = vec![];
+    for query in strip_comments(tests).split(';').map(str::trim).filter(|q| !q.is_empty()) {
+        let rows: usize = collect(ctx, &format!("test of {model}"), query).await?.iter().map(|b| b.num_rows()).sum();
+        if rows > 0 {
+            failed.push((model, query.lines().next().unwrap_or_default().to_string(), rows));
+        }
+    }
+    Ok(failed)
+}
+
+/// The pipeline's thresholds as last written to the warehouse.
+async fn read_thresholds(ctx: &SessionContext) -> Result<Thresholds> {
+    let batches = collect(ctx, "reading thresholds", "select * from thresholds").await?;
+    Ok(batches.iter().find(|b| b.num_rows() > 0).map(tables::thresholds_from).unwrap_or_default())
+}
+
+/// Drops `--` comments, so a model file can open with its documentation.
+fn strip_comments(sql: &str) -> String {
+    sql.lines().map(|l| l.split("--").next().unwrap_or_default()).collect::<Vec<_>>().join("\n")
+}
