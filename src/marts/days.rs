@@ -27,7 +27,7 @@ pub(super) async fn day_marts_current(warehouse: &Warehouse) -> Result<bool> {
     for mart in MARTS.iter().filter(|m| matches!(m.recipe, Recipe::Daily(_))) {
         let Some(table) = warehouse.load(mart.name).await? else { return Ok(false) };
         let snapshot = table.snapshot().map_err(|e| Error::delta(mart.name, e))?;
-        if snapshot.metadata().partition_columns() != &["snapshot_date".to_string()] {
+        if snapshot.metadata().partition_columns() != ["snapshot_date".to_string()] {
             return Ok(false);
         }
     }

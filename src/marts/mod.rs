@@ -24,6 +24,9 @@ pub struct Model {
     pub sql: &'static str,
 }
 
+/// What a statistics function returns: the mart's rows, later.
+pub type Batches<'a> = BoxFuture<'a, Result<Vec<RecordBatch>>>;
+
 /// How a mart is made: a SQL model, or a statistics function over the session.
 pub enum Recipe {
     Sql(&'static str),
@@ -35,10 +38,10 @@ pub enum Recipe {
     Weekly(&'static str),
     /// A walk over the days (exceptions): given the first new day when the build only
     /// added days after the ones it walked before, else `None` (replay every day).
-    Walk(for<'a> fn(&'a SessionContext, &'a Thresholds, Option<i64>) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
+    Walk(for<'a> fn(&'a SessionContext, &'a Thresholds, Option<i64>) -> Batches<'a>),
     /// The same, made by a statistics function given the first week to recompute.
-    WeeklyRust(for<'a> fn(&'a SessionContext, &'a Thresholds, NaiveDate) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
-    Rust(for<'a> fn(&'a SessionContext, &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>>),
+    WeeklyRust(for<'a> fn(&'a SessionContext, &'a Thresholds, NaiveDate) -> Batches<'a>),
+    Rust(for<'a> fn(&'a SessionContext, &'a Thresholds) -> Batches<'a>),
 }
 
 pub struct Mart {
