@@ -345,8 +345,7 @@ fn ledger_sql(first_day: i64) -> String {
 
 /// The first day of the trailing history the patterns read.
 async fn history_start(ctx: &SessionContext, t: &Thresholds) -> Result<Option<i64>> {
-    let batches = collect(ctx, "drift_patterns: newest day", "select max(arrow_cast(snapshot_date, 'Int32')) from coverage").await?;
-    let last = batches.iter().find(|b| b.num_rows() > 0).map(|b| Columns::new(b).int(0)).transpose()?.and_then(|v| v[0]);
+    let last = crate::planning::as_of(ctx).await?;
     Ok(last.map(|last| last - t.pattern_history_days.max(1) + 1))
 }
 

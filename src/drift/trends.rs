@@ -69,8 +69,7 @@ async fn earlier_weeks(ctx: &SessionContext, first_week: NaiveDate, weeks: i64) 
 pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds, first_week: NaiveDate) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
     Box::pin(async move {
         let weeks = t.trend_weeks.max(1);
-        let sql = SQL.lines().map(|l| l.split("--").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
-        let sql = sql.replace("$first_week", &format!("DATE '{first_week}'"));
+        let sql = crate::marts::strip_comments(SQL).replace("$first_week", &format!("DATE '{first_week}'"));
         let frame = ctx.sql(&sql).await.map_err(|e| Error::query("mart variance_trends", e))?;
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await.map_err(|e| Error::query("mart variance_trends", e))?;

@@ -334,6 +334,6 @@ async fn read_thresholds(ctx: &SessionContext) -> Result<Thresholds> {
 }
 
 /// Drops `--` comments, so a model file can open with its documentation.
-fn strip_comments(sql: &str) -> String {
+pub(crate) fn strip_comments(sql: &str) -> String {
     sql.lines().map(|l| l.split("--").next().unwrap_or_default()).collect::<Vec<_>>().join("\n")
 }

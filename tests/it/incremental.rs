@@ -1,8 +1,6 @@
 //! A build after a new day recomputes positions and variances for that day only, and ends
 //! with the same tables as a full build.
 
-use std::process::Command;
-
 use chrono::NaiveDate;
 use stocktake::changes::Scope;
 use stocktake::config::Pipeline;
@@ -10,7 +8,7 @@ use stocktake::ingest::{self, RunOptions};
 use stocktake::marts;
 use stocktake::warehouse::Warehouse;
 
-use crate::{binary, rows};
+use crate::{generate_tier_s, rows};
 
 /// The day marts, and the weekly ones where they do not depend on ABC classes (weeks built
 /// earlier keep the classes of their day; a full build re-classes them).
@@ -39,14 +37,7 @@ fn built(report: &marts::BuildReport, mart: &str) -> usize {
 async fn new_days_are_built_alone_and_agree_with_a_full_build() {
     let dir = tempfile::tempdir().unwrap();
     let (data, warehouse_dir) = (dir.path().join("data"), dir.path().join("warehouse"));
-    let generate = Command::new(binary())
-        .args(["generate", "--tier", "S", "--days", "8", "--dir"])
-        .arg(&data)
-        .arg("--warehouse")
-        .arg(&warehouse_dir)
-        .output()
-        .unwrap();
-    assert!(generate.status.success(), "{}", String::from_utf8_lossy(&generate.stderr));
+    generate_tier_s(&data, &warehouse_dir, 8);
     let pipeline = Pipeline::load(&data.join("pipeline.toml")).unwrap();
     let warehouse = Warehouse::for_pipeline(&pipeline).unwrap();
     let mut days: Vec<NaiveDate> = std::fs::read_dir(data.join("landing/pos"))

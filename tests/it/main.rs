@@ -72,6 +72,19 @@ pub async fn rows(warehouse: &Warehouse, sql: &str) -> Vec<String> {
     out
 }
 
+/// `stocktake generate --tier S --days N` into `data` and `warehouse`; returns its stdout.
+pub fn generate_tier_s(data: &Path, warehouse: &Path, days: u32) -> String {
+    let out = std::process::Command::new(binary())
+        .args(["generate", "--tier", "S", "--days", &days.to_string(), "--dir"])
+        .arg(data)
+        .arg("--warehouse")
+        .arg(warehouse)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_stocktake"))
 }

@@ -6,21 +6,14 @@ use std::process::Command;
 
 use stocktake::warehouse::Warehouse;
 
-use crate::{binary, rows, scalar};
+use crate::{binary, generate_tier_s, rows, scalar};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tier_s_runs_and_the_duckdb_peer_computes_the_same_variances() {
     let dir = tempfile::tempdir().unwrap();
     let (data, warehouse) = (dir.path().join("data"), dir.path().join("warehouse"));
-    let generate = Command::new(binary())
-        .args(["generate", "--tier", "S", "--days", "14", "--dir"])
-        .arg(&data)
-        .arg("--warehouse")
-        .arg(&warehouse)
-        .output()
-        .unwrap();
-    assert!(generate.status.success(), "{}", String::from_utf8_lossy(&generate.stderr));
-    assert!(String::from_utf8_lossy(&generate.stdout).contains("1000 SKUs, 5 locations, 5000 SKU-locations, 14 days"));
+    let generated = generate_tier_s(&data, &warehouse, 14);
+    assert!(generated.contains("1000 SKUs, 5 locations, 5000 SKU-locations, 14 days"));
     let run = Command::new(binary()).arg("run").arg(data.join("pipeline.toml")).output().unwrap();
     assert!(run.status.success(), "{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
 
