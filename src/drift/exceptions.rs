@@ -27,7 +27,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 
-use super::Columns;
+use super::{Columns, SeriesKeys};
 use crate::config::Thresholds;
 use crate::error::{Error, Result};
 use crate::warehouse::collect;
@@ -35,7 +35,8 @@ use crate::warehouse::collect;
 /// Days of variances read at a time.
 const DAYS_PER_PASS: i64 = 14;
 
-type Key = (String, String, String);
+/// The walks of every series that has left tolerance, by series id.
+type Walks = HashMap<u32, Walk>;
 
 /// One run of days beyond tolerance.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,22 +80,22 @@ pub fn settling_count(island: &Island, counts: &[i64]) -> Option<i64> {
 
 pub fn build<'a>(ctx: &'a SessionContext, _t: &'a Thresholds, append_from: Option<i64>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
     Box::pin(async move {
-        let Some((first_day, last_day)) = day_range(ctx).await? else { return finish(BTreeMap::new(), &HashMap::new(), 0) };
-        let mut islands: BTreeMap<Key, Walk> = BTreeMap::new();
+        let (mut keys, mut islands) = (SeriesKeys::default(), Walks::new());
+        let Some((first_day, last_day)) = day_range(ctx).await? else { return finish(keys, islands, &HashMap::new(), 0) };
         let mut start = first_day;
         if let Some(from) = append_from.filter(|_| ctx.table_exist("exceptions").unwrap_or(false)) {
             // Exceptions written by an older stocktake lack the columns to go on from: replay.
-            match carry_over(ctx, &mut islands).await {
+            match carry_over(ctx, &mut keys, &mut islands).await {
                 Ok(()) => start = from,
                 Err(_) => islands.clear(),
             }
         }
         while start <= last_day {
             let end = (start + DAYS_PER_PASS - 1).min(last_day);
-            walk_days(ctx, start, end, &mut islands).await?;
+            walk_days(ctx, start, end, &mut keys, &mut islands).await?;
             start = end + 1;
         }
-        finish(islands, &load_counts(ctx).await?, last_day)
+        finish(keys, islands, &load_counts(ctx).await?, last_day)
     })
 }
 
@@ -107,22 +108,20 @@ async fn day_range(ctx: &SessionContext) -> Result<Option<(i64, i64)>> {
 }
 
 /// The exceptions built before: settled ones are kept as they are, running ones go on.
-async fn carry_over(ctx: &SessionContext, islands: &mut BTreeMap<Key, Walk>) -> Result<()> {
+async fn carry_over(ctx: &SessionContext, keys: &mut SeriesKeys, islands: &mut Walks) -> Result<()> {
     let sql = "select sku, location_id, system, arrow_cast(opened_on, 'Int32'), arrow_cast(last_beyond_on, 'Int32'),
                       peak_abs_delta, arrow_cast(back_within_on, 'Int32')
                from exceptions";
     for batch in collect(ctx, "exceptions: carried over", sql).await? {
         let c = Columns::new(&batch);
-        let (skus, locations, systems) = (c.text(0)?, c.text(1)?, c.text(2)?);
+        let (skus, locations, systems) = (c.text_array(0)?, c.text_array(1)?, c.text_array(2)?);
         let (opened, last_beyond, peak, back) = (c.int(3)?, c.int(4)?, c.int(5)?, c.int(6)?);
-        for i in 0..batch.num_rows() {
-            let (Some(sku), Some(location), Some(system), Some(opened), Some(last_beyond)) =
-                (skus[i].clone(), locations[i].clone(), systems[i].clone(), opened[i], last_beyond[i])
-            else {
+        for (i, id) in keys.ids(&skus, &locations, &systems, batch.num_rows()).into_iter().enumerate() {
+            let (Some(id), Some(opened), Some(last_beyond)) = (id, opened[i], last_beyond[i]) else {
                 continue;
             };
             let island = Island { opened, last_beyond, peak: peak[i].unwrap_or(0), back: back[i] };
-            let walk = islands.entry((sku, location, system)).or_default();
+            let walk = islands.entry(id).or_default();
             match island.back {
                 Some(_) => walk.closed.push(island),
                 None => walk.running = Some(island),
@@ -133,7 +132,7 @@ async fn carry_over(ctx: &SessionContext, islands: &mut BTreeMap<Key, Walk>) -> 
 }
 
 /// Walks the variances of days `first..=last`, each series in day order.
-async fn walk_days(ctx: &SessionContext, first: i64, last: i64, islands: &mut BTreeMap<Key, Walk>) -> Result<()> {
+async fn walk_days(ctx: &SessionContext, first: i64, last: i64, keys: &mut SeriesKeys, islands: &mut Walks) -> Result<()> {
     let date = |d: i64| format!("DATE '{}'", super::date_from_days(d));
     let sql = format!(
         "select sku, location_id, system, arrow_cast(snapshot_date, 'Int32'), delta, flagged and explained_by is null
@@ -141,24 +140,29 @@ async fn walk_days(ctx: &SessionContext, first: i64, last: i64, islands: &mut BT
         date(first),
         date(last)
     );
-    let mut days: HashMap<Key, Vec<(i64, i64, bool)>> = HashMap::new();
+    // Observed (day, delta, beyond) per series id; ids only grow, so this stays indexable.
+    let mut days: Vec<Vec<(i64, i64, bool)>> = vec![];
     for batch in collect(ctx, "exceptions: variances", &sql).await? {
         let c = Columns::new(&batch);
-        let (skus, locations, systems) = (c.text(0)?, c.text(1)?, c.text(2)?);
+        let (skus, locations, systems) = (c.text_array(0)?, c.text_array(1)?, c.text_array(2)?);
         let (day, delta, beyond) = (c.int(3)?, c.int(4)?, c.boolean(5)?);
-        for (i, ((sku, location), system)) in skus.into_iter().zip(locations).zip(systems).enumerate() {
-            let (Some(sku), Some(location), Some(system), Some(day)) = (sku, location, system, day[i]) else { continue };
-            days.entry((sku, location, system)).or_default().push((day, delta[i].unwrap_or(0), beyond[i].unwrap_or(false)));
+        for (i, id) in keys.ids(&skus, &locations, &systems, batch.num_rows()).into_iter().enumerate() {
+            let (Some(id), Some(day)) = (id, day[i]) else { continue };
+            if days.len() < keys.len() {
+                days.resize_with(keys.len(), Vec::new);
+            }
+            days[id as usize].push((day, delta[i].unwrap_or(0), beyond[i].unwrap_or(false)));
         }
     }
-    for (key, mut observed) in days {
+    for (id, mut observed) in days.into_iter().enumerate() {
+        let id = id as u32;
         observed.sort_unstable_by_key(|o| o.0);
         let beyond_anywhere = observed.iter().any(|o| o.2);
-        let walk = match islands.get_mut(&key) {
+        let walk = match islands.get_mut(&id) {
             Some(walk) => walk,
             // Series that never leave tolerance cost nothing to remember.
             None if !beyond_anywhere => continue,
-            None => islands.entry(key).or_default(),
+            None => islands.entry(id).or_default(),
         };
         for (day, delta, beyond) in observed {
             walk.observe(day, delta, beyond);
@@ -182,20 +186,22 @@ async fn load_counts(ctx: &SessionContext) -> Result<HashMap<(String, String), V
     Ok(counts)
 }
 
-fn finish(islands: BTreeMap<Key, Walk>, counts: &HashMap<(String, String), Vec<i64>>, last_day: i64) -> Result<Vec<RecordBatch>> {
+fn finish(keys: SeriesKeys, islands: Walks, counts: &HashMap<(String, String), Vec<i64>>, last_day: i64) -> Result<Vec<RecordBatch>> {
     let (mut sku, mut location, mut system, mut status) = (vec![], vec![], vec![], vec![]);
     let (mut opened, mut closed, mut days_open, mut peak, mut last_beyond, mut back) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    // In key order, as readers expect them.
+    let islands: BTreeMap<(&str, &str, &str), Walk> = islands.into_iter().map(|(id, walk)| (keys.key(id), walk)).collect();
     for ((s, l, y), walk) in islands {
         let mut all: Vec<Island> = walk.closed;
         all.extend(walk.running);
         all.sort_by_key(|i| i.opened);
-        let counted = counts.get(&(s.clone(), l.clone())).map(Vec::as_slice).unwrap_or_default();
+        let counted = counts.get(&(s.to_string(), l.to_string())).map(Vec::as_slice).unwrap_or_default();
         for island in all {
             let count = settling_count(&island, counted);
             let closed_day = count.or(island.back);
-            sku.push(s.clone());
-            location.push(l.clone());
-            system.push(y.clone());
+            sku.push(s);
+            location.push(l);
+            system.push(y);
             opened.push(island.opened as i32);
             closed.push(closed_day.map(|d| d as i32));
             days_open.push((closed_day.unwrap_or(last_day) - island.opened) as i32);

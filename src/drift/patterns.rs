@@ -28,7 +28,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
-use super::{Columns, date_from_days};
+use super::{Columns, SeriesKeys, date_from_days};
 use crate::config::Thresholds;
 use crate::error::{Error, Result};
 use crate::stats;
@@ -320,33 +320,90 @@ pub fn directional_cause(points: &[Point], sku: &str, location: &str, ledger: &L
     }
 }
 
-/// The variances of the trailing history, unordered (grouped into series in Rust, so no
-/// sort of the whole history is needed).
+/// The variances of the trailing history of the series in `pattern_candidates`, unordered
+/// (grouped into series in Rust, so no sort of the whole history is needed).
 fn variances_sql(first_day: i64) -> String {
     format!(
-        "select arrow_cast(snapshot_date, 'Int32') as day, sku, location_id, system, system_qty, authoritative_qty, delta,
-                flagged, explained_by is not null as explained, in_transit
-         from variances where snapshot_date >= arrow_cast(arrow_cast({first_day}, 'Int32'), 'Date32')"
+        "select arrow_cast(v.snapshot_date, 'Int32') as day, v.sku, v.location_id, v.system, v.system_qty, v.authoritative_qty,
+                v.delta, v.flagged, v.explained_by is not null as explained, v.in_transit
+         from variances v
+         join {CANDIDATES} c on c.sku = v.sku and c.location_id = v.location_id and c.system = v.system
+         where v.snapshot_date >= arrow_cast(arrow_cast({first_day}, 'Int32'), 'Date32')"
     )
 }
 
-/// Movements of the trailing history; load dates can be up to two days before the events
+/// The session table the series worth reading point by point are put in.
+const CANDIDATES: &str = "pattern_candidates";
+
+/// Per series of the trailing history: the counts behind the systems' base rates and what
+/// `Series::may_show_a_pattern` needs, with the pattern window of the newest day (the
+/// window of a series that ends earlier is its own: such series are always read).
+fn summaries_sql(first_day: i64, window_start: i64) -> String {
+    let nonzero = "explained_by is null and coalesce(delta, 0) <> 0";
+    let in_window = format!("arrow_cast(snapshot_date, 'Int32') > {window_start}");
+    format!(
+        "select sku, location_id, system, count(*), max(arrow_cast(snapshot_date, 'Int32')),
+                sum(case when flagged and explained_by is null then 1 else 0 end),
+                sum(case when {nonzero} then 1 else 0 end),
+                sum(case when coalesce(system_qty, 0) <> coalesce(authoritative_qty, 0) then 1 else 0 end),
+                sum(case when {in_window} and {nonzero} then 1 else 0 end),
+                sum(case when {in_window} then 1 else 0 end)
+         from variances where snapshot_date >= arrow_cast(arrow_cast({first_day}, 'Int32'), 'Date32')
+         group by sku, location_id, system"
+    )
+}
+
+/// Base rates per system, and the series that may show a pattern (`may_show_a_pattern` on
+/// per-series counts: a superset of the series it accepts).
+async fn summarise(ctx: &SessionContext, first_day: i64, last_day: i64, t: &Thresholds) -> Result<(HashMap<String, BaseRates>, RecordBatch)> {
+    let sql = summaries_sql(first_day, last_day - t.pattern_window_days);
+    let mut totals: HashMap<String, [i64; 3]> = HashMap::new();
+    let (mut skus, mut locations, mut systems) = (vec![], vec![], vec![]);
+    for batch in collect(ctx, "drift_patterns: series", &sql).await? {
+        let c = Columns::new(&batch);
+        let (sku, location, system) = (c.text(0)?, c.text(1)?, c.text(2)?);
+        let counts = (3..10).map(|i| c.int(i)).collect::<Result<Vec<_>>>()?;
+        for (i, ((sku, location), system)) in sku.into_iter().zip(location).zip(system).enumerate() {
+            let (Some(sku), Some(location), Some(system)) = (sku, location, system) else { continue };
+            let [n, last, flags, nonzero, differing, window_nonzero, window_days] = [0, 1, 2, 3, 4, 5, 6].map(|j| counts[j][i].unwrap_or(0));
+            let total = totals.entry(system.clone()).or_default();
+            for (sum, value) in total.iter_mut().zip([n, flags, nonzero]) {
+                *sum += value;
+            }
+            if last < last_day || flags > 0 || differing as f64 >= 0.29 * n as f64 || window_nonzero * 2 >= window_days {
+                skus.push(sku);
+                locations.push(location);
+                systems.push(system);
+            }
+        }
+    }
+    let rates = totals
+        .into_iter()
+        .map(|(system, [n, flagged, nonzero])| {
+            let n = n.max(1) as f64;
+            (system, BaseRates { flagged: flagged as f64 / n, nonzero: nonzero as f64 / n })
+        })
+        .collect();
+    let text = |name: &str| Field::new(name, DataType::Utf8, false);
+    let schema = Arc::new(Schema::new(vec![text("sku"), text("location_id"), text("system")]));
+    let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(skus)), Arc::new(StringArray::from(locations)), Arc::new(StringArray::from(systems))];
+    let candidates = RecordBatch::try_new(schema, columns).map_err(|e| Error::arrow("listing drift_patterns candidates", e))?;
+    Ok((rates, candidates))
+}
+
+/// Movements of the trailing history at the SKU-locations of `pattern_candidates` (causes are
+/// named only for series with a pattern); load dates can be up to two days before the events
 /// (time zones), so the partitions read start two days earlier.
 fn ledger_sql(first_day: i64) -> String {
     format!(
-        "select sku, location_id, kind, arrow_cast(arrow_cast(event_at, 'Date32'), 'Int32') as day,
-                bundle_sku is not null as from_kit, coalesce(reason_code, '') = '' as unreasoned, qty
-         from movements
-         where load_date >= arrow_cast(arrow_cast({}, 'Int32'), 'Date32')
-           and arrow_cast(arrow_cast(event_at, 'Date32'), 'Int32') >= {first_day}",
+        "select m.sku, m.location_id, m.kind, arrow_cast(arrow_cast(m.event_at, 'Date32'), 'Int32') as day,
+                m.bundle_sku is not null as from_kit, coalesce(m.reason_code, '') = '' as unreasoned, m.qty
+         from movements m
+         join (select distinct sku, location_id from {CANDIDATES}) c on c.sku = m.sku and c.location_id = m.location_id
+         where m.load_date >= arrow_cast(arrow_cast({}, 'Int32'), 'Date32')
+           and arrow_cast(arrow_cast(m.event_at, 'Date32'), 'Int32') >= {first_day}",
         first_day - 2
     )
-}
-
-/// The first day of the trailing history the patterns read.
-async fn history_start(ctx: &SessionContext, t: &Thresholds) -> Result<Option<i64>> {
-    let last = crate::planning::as_of(ctx).await?;
-    Ok(last.map(|last| last - t.pattern_history_days.max(1) + 1))
 }
 
 async fn load_ledger(ctx: &SessionContext, first_day: i64) -> Result<Ledger> {
@@ -398,6 +455,14 @@ struct CompactPoint {
 }
 
 impl CompactPoint {
+    fn real_flag(&self) -> bool {
+        self.flags & 3 == 1
+    }
+
+    fn real_nonzero(&self) -> bool {
+        self.flags & 2 == 0 && self.delta != 0
+    }
+
     fn new(p: &Point) -> CompactPoint {
         let clamp = |v: i64| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
         CompactPoint {
@@ -412,6 +477,22 @@ impl CompactPoint {
 }
 
 impl Series {
+    /// Whether `detect` can find anything, from what every test needs at the least: a real
+    /// flag (same direction, month end, persistent), one non-zero delta on half the window's
+    /// days (fixed offset), or the system differing on 30 % of the days (integration lag).
+    /// Most series are noise within tolerance; this spares them the tests.
+    fn may_show_a_pattern(&self, t: &Thresholds) -> bool {
+        let Some(last) = self.compact.last() else { return false };
+        if self.compact.iter().any(CompactPoint::real_flag) {
+            return true;
+        }
+        let differing = self.compact.iter().filter(|p| p.system_qty != p.authoritative_qty).count();
+        let window_start = last.day as i64 - t.pattern_window_days;
+        let window = self.compact.iter().filter(|p| p.day as i64 > window_start);
+        let (window_days, window_nonzero) = window.fold((0, 0), |(n, z), p| (n + 1, z + usize::from(p.real_nonzero())));
+        differing as f64 >= 0.29 * self.compact.len() as f64 || window_nonzero * 2 >= window_days
+    }
+
     fn points(&self) -> Vec<Point> {
         self.compact
             .iter()
@@ -431,16 +512,21 @@ impl Series {
 async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>> {
     let frame = ctx.sql(&variances_sql(first_day)).await.map_err(|e| Error::query("drift_patterns: variances", e))?;
     let mut stream = frame.execute_stream().await.map_err(|e| Error::query("drift_patterns: variances", e))?;
-    let mut by_key: HashMap<(String, String, String), Vec<CompactPoint>> = HashMap::new();
+    let mut keys = SeriesKeys::default();
+    let mut points: Vec<Vec<CompactPoint>> = vec![];
     // Batch by batch: only the points are kept, never the whole result.
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| Error::query("drift_patterns: variances", e))?;
         let c = Columns::new(&batch);
-        let (days, skus, locations, systems) = (c.int(0)?, c.text(1)?, c.text(2)?, c.text(3)?);
+        let (days, skus, locations, systems) = (c.int(0)?, c.text_array(1)?, c.text_array(2)?, c.text_array(3)?);
         let (sq, aq, delta, flagged, explained, in_transit) = (c.int(4)?, c.int(5)?, c.int(6)?, c.boolean(7)?, c.boolean(8)?, c.int(9)?);
-        for (i, ((sku, location), system)) in skus.into_iter().zip(locations).zip(systems).enumerate() {
-            let (Some(day), Some(sku), Some(location), Some(system)) = (days[i], sku, location, system) else { continue };
-            by_key.entry((sku, location, system)).or_default().push(CompactPoint::new(&Point {
+        let ids = keys.ids(&skus, &locations, &systems, batch.num_rows());
+        for (i, (day, id)) in days.into_iter().zip(ids).enumerate() {
+            let (Some(day), Some(id)) = (day, id) else { continue };
+            if id as usize == points.len() {
+                points.push(vec![]);
+            }
+            points[id as usize].push(CompactPoint::new(&Point {
                 day,
                 system_qty: sq[i].unwrap_or(0),
                 authoritative_qty: aq[i].unwrap_or(0),
@@ -451,8 +537,10 @@ async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>
             }));
         }
     }
-    let mut series: Vec<Series> = by_key
+    let mut series: Vec<Series> = keys
+        .into_keys()
         .into_iter()
+        .zip(points)
         .map(|((sku, location, system), mut points)| {
             points.sort_unstable_by_key(|p| p.day);
             points.shrink_to_fit();
@@ -465,31 +553,31 @@ async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>
 
 pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
     Box::pin(async move {
-        let Some(first_day) = history_start(ctx, t).await? else { return Ok(vec![Rows::default().finish()?]) };
-        let series = load_series(ctx, first_day).await?;
-        let ledger = load_ledger(ctx, first_day).await?;
+        let Some(last_day) = crate::planning::as_of(ctx).await? else { return Ok(vec![Rows::default().finish()?]) };
+        let first_day = last_day - t.pattern_history_days.max(1) + 1;
+        let (rates, candidates) = summarise(ctx, first_day, last_day, t).await?;
+        let (series, ledger) = if candidates.num_rows() == 0 {
+            (vec![], Ledger::default())
+        } else {
+            ctx.register_batch(CANDIDATES, candidates).map_err(|e| Error::query("drift_patterns: candidates", e))?;
+            let loaded = match load_series(ctx, first_day).await {
+                Ok(series) => load_ledger(ctx, first_day).await.map(|ledger| (series, ledger)),
+                Err(e) => Err(e),
+            };
+            ctx.deregister_table(CANDIDATES).map_err(|e| Error::query("drift_patterns: candidates", e))?;
+            loaded?
+        };
         let products = super::text_map(ctx, "drift_patterns: skus", "select sku, product_id from skus").await?;
         let mut components = std::collections::HashSet::new();
         for batch in collect(ctx, "drift_patterns: bundles", "select distinct component_sku from bundles").await? {
             components.extend(Columns::new(&batch).text(0)?.into_iter().flatten());
         }
 
-        let mut totals: HashMap<&str, (usize, usize, usize)> = HashMap::new();
-        for s in &series {
-            let e = totals.entry(s.system.as_str()).or_default();
-            let points = s.points();
-            e.0 += points.len();
-            e.1 += points.iter().filter(|p| p.real_flag()).count();
-            e.2 += points.iter().filter(|p| !p.explained && p.delta != 0).count();
-        }
         let detections: Vec<(usize, Detection)> = series
             .iter()
             .enumerate()
-            .flat_map(|(i, s)| {
-                let (n, flagged, nonzero) = totals[s.system.as_str()];
-                let base = BaseRates { flagged: flagged as f64 / n as f64, nonzero: nonzero as f64 / n as f64 };
-                detect(&s.points(), base, t).into_iter().map(move |d| (i, d))
-            })
+            .filter(|(_, s)| s.may_show_a_pattern(t))
+            .flat_map(|(i, s)| detect(&s.points(), rates[&s.system], t).into_iter().map(move |d| (i, d)))
             .collect();
 
         // One cause per series, most specific first; persistent and same-direction rows share it.
@@ -665,6 +753,27 @@ mod tests {
         assert_eq!(patterns(&series(&deltas, |_| 100)), ["month_end"]);
     }
 
+    fn prefilter(points: &[Point]) -> bool {
+        let compact = points.iter().map(CompactPoint::new).collect();
+        Series { sku: "S".into(), location: "L".into(), system: "erp".into(), compact }.may_show_a_pattern(&Thresholds::default())
+    }
+
+    #[test]
+    fn the_prefilter_keeps_every_series_with_a_pattern_and_drops_quiet_ones() {
+        let growing: Vec<i64> = (0..40).map(|d| d / 2).collect();
+        let constant: Vec<i64> = (0..40).map(|d| if d % 9 == 0 { 19 } else { 18 }).collect();
+        let month_end: Vec<i64> = (0..120).map(|d| if is_month_end(20_600 + d) { -20 } else { 0 }).collect();
+        // Within tolerance (so never flagged), but the same +2 on most days: a fixed offset.
+        let small_offset: Vec<i64> = (0..40).map(|d| if d % 5 == 0 { 0 } else { 2 }).collect();
+        for deltas in [&growing, &constant, &month_end, &small_offset] {
+            let points: Vec<Point> = series(deltas, |_| 100).into_iter().map(|p| Point { flagged: p.delta.abs() > 10, ..p }).collect();
+            assert!(!patterns(&points).is_empty() && prefilter(&points));
+        }
+        let quiet: Vec<i64> = (0..60).map(|d| if d % 20 == 7 { 1 } else { 0 }).collect();
+        assert!(!prefilter(&series(&quiet, |_| 50)));
+        assert!(!prefilter(&series(&[0; 40], |_| 50)));
+    }
+
     #[test]
     fn a_lagging_copy_is_integration_lag() {
         let reference = |day: i64| 500 - (day - 20_600) * 3;
@@ -678,5 +787,6 @@ mod tests {
             .collect();
         let found = detect(&points, BASE, &Thresholds::default());
         assert_eq!(found.iter().map(|d| (d.pattern, d.effect)).collect::<Vec<_>>(), [("integration_lag", 2.0)]);
+        assert!(prefilter(&points));
     }
 }
