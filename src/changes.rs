@@ -186,6 +186,14 @@ pub async fn annotate(ctx: &SessionContext, last: Option<&State>, now: &mut Stat
     Ok(())
 }
 
+/// Every day that has snapshots, oldest first, from the snapshot files' partition values (a
+/// scan of the table itself would read every row of it).
+pub fn snapshot_days(state: &State) -> Vec<NaiveDate> {
+    let days: BTreeSet<NaiveDate> =
+        state.files.keys().filter(|f| f.starts_with("snapshots/")).filter_map(|f| partition_date(f, "snapshot_date")).collect();
+    days.into_iter().collect()
+}
+
 /// The value of a `column=YYYY-MM-DD` segment of a partitioned file's path.
 fn partition_date(path: &str, column: &str) -> Option<NaiveDate> {
     let prefix = format!("{column}=");
@@ -219,6 +227,13 @@ mod tests {
         let late = state(&[SNAP_1, SNAP_2, MOVE_1, ("movements/system=pos/load_date=2026-03-02/n.parquet", Some("2026-02-20"))], "f");
         assert_eq!(scope(Some(&before), &late), Scope::From(day("2026-02-20")));
         assert_eq!(scope(Some(&after), &after), Scope::Nothing);
+    }
+
+    #[test]
+    fn snapshot_days_come_from_the_snapshot_files() {
+        let other_system = ("snapshots/system=erp/snapshot_date=2026-03-02/e.parquet", None);
+        let now = state(&[SNAP_2, SNAP_1, other_system, MOVE_1], "f");
+        assert_eq!(snapshot_days(&now), [day("2026-03-01"), day("2026-03-02")]);
     }
 
     #[test]

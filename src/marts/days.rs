@@ -43,16 +43,6 @@ pub(super) async fn newest_built_day(ctx: &SessionContext) -> Result<Option<Naiv
     Ok(batches.iter().find(|b| b.num_rows() > 0).map(|b| strings(b, 0)).transpose()?.and_then(|v| v.into_iter().flatten().next()).and_then(|d| d.parse().ok()))
 }
 
-/// Every day that has snapshots, oldest first.
-pub(super) async fn snapshot_days(ctx: &SessionContext) -> Result<Vec<NaiveDate>> {
-    let sql = "select distinct cast(snapshot_date as varchar) from snapshots order by 1";
-    let mut days = vec![];
-    for batch in collect(ctx, "listing snapshot days", sql).await? {
-        days.extend(strings(&batch, 0)?.into_iter().flatten().filter_map(|d| d.parse::<NaiveDate>().ok()));
-    }
-    Ok(days)
-}
-
 /// Days per chunk: about `CHUNK_SNAPSHOT_ROWS` snapshot rows.
 pub(super) async fn chunk_len(ctx: &SessionContext, days: usize) -> Result<usize> {
     let batches = collect(ctx, "counting snapshots", "select count(*) from snapshots").await?;
