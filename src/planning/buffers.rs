@@ -9,7 +9,8 @@
 //! day — a daily snapshot cannot see faster); σ_variance is the spread of the system's real
 //! daily delta against the authoritative number; z comes from the class's service level.
 //! A row is written for each SKU and selling system with sales in the window (only the
-//! window is read, so the cost does not grow with history).
+//! window is read, so the cost does not grow with history). The locations a system sells
+//! from are those it reports the SKU at on the newest day.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 
-use super::{as_of, classes, daily_stats, service_level, z_for};
+use super::{as_of, classes, service_level, window_stats, z_for};
 use crate::config::Thresholds;
 use crate::drift::Columns;
 use crate::error::{Error, Result};
@@ -30,29 +31,46 @@ pub fn buffer(z: f64, lag_days: f64, demand_sd: f64, variance_sd: f64) -> i64 {
     (z * (lag_days * demand_sd.powi(2) + variance_sd.powi(2)).sqrt()).ceil().max(0.0) as i64
 }
 
-/// Daily sales at the locations each system reports the SKU for.
+/// Daily sales at the locations each system reports the SKU at today, as the sum and the sum
+/// of squares of the daily totals (only SKU × system pairs come back, not their days).
 const SALES: &str = "
-with coverage as (select distinct system, location_id, sku from snapshots where snapshot_date >= $first_day)
-select c.sku, c.system, arrow_cast(s.sale_date, 'Int32'), sum(s.units)
-from coverage c join stg_sales s on s.sku = c.sku and s.location_id = c.location_id
-where s.load_date >= $first_load_day and s.sale_date >= $first_day
-group by c.sku, c.system, s.sale_date";
+with reported as (select distinct system, location_id, sku from snapshots where snapshot_date = $today),
+daily as (
+    select c.sku, c.system, cast(sum(s.units) as double) as units
+    from reported c join stg_sales s on s.sku = c.sku and s.location_id = c.location_id
+    where s.load_date >= $first_load_day and s.sale_date >= $first_day and s.sale_date <= $today
+    group by c.sku, c.system, s.sale_date
+)
+select sku, system, sum(units), sum(units * units) from daily group by sku, system";
 
-/// Each system's real daily delta, summed over its locations.
+/// Each system's real daily delta, summed over its locations: sum and sum of squares of the
+/// daily totals, and the mean over days of the lag seen that day.
 const DELTAS: &str = "
-select sku, system, arrow_cast(snapshot_date, 'Int32'), sum(case when explained_by is null then delta else 0 end),
-       avg(case when explained_by = 'lag' then lag_days end)
-from variances where snapshot_date >= $first_day group by sku, system, snapshot_date";
+with daily as (
+    select sku, system, cast(sum(case when explained_by is null then delta else 0 end) as double) as real_delta,
+           avg(case when explained_by = 'lag' then lag_days end) as lag
+    from variances where snapshot_date >= $first_day and snapshot_date <= $today
+    group by sku, system, snapshot_date
+)
+select sku, system, sum(real_delta), sum(real_delta * real_delta), avg(lag) from daily group by sku, system";
 
 const LAGS: &str = "
 select sku, system, max(effect) from drift_patterns where pattern = 'integration_lag' group by sku, system";
 
-type Series = HashMap<(String, String), HashMap<i64, f64>>;
-
-fn add(series: &mut Series, sku: &Option<String>, system: &Option<String>, day: Option<i64>, value: Option<f64>) {
-    if let (Some(sku), Some(system), Some(day), Some(value)) = (sku, system, day, value) {
-        series.entry((sku.clone(), system.clone())).or_default().insert(day, value);
+/// Per SKU and system: the numbers of one query's columns from the third on.
+async fn per_pair(ctx: &SessionContext, context: &str, sql: &str) -> Result<HashMap<(String, String), Vec<Option<f64>>>> {
+    let mut out = HashMap::new();
+    for b in collect(ctx, context, sql).await? {
+        let c = Columns::new(&b);
+        let (skus, systems) = (c.text(0)?, c.text(1)?);
+        let numbers = (2..b.num_columns()).map(|i| c.float(i)).collect::<Result<Vec<_>>>()?;
+        for (i, (sku, system)) in skus.into_iter().zip(systems).enumerate() {
+            if let (Some(sku), Some(system)) = (sku, system) {
+                out.insert((sku, system), numbers.iter().map(|column| column[i]).collect());
+            }
+        }
     }
+    Ok(out)
 }
 
 pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
@@ -61,47 +79,25 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let classes = classes(ctx).await?;
         let today = as_of(ctx).await?.unwrap_or(0);
         let first_day = today - t.demand_window_days + 1;
-        let (mut sales, mut deltas, mut lag_seen) = (Series::new(), Series::new(), Series::new());
-        for b in collect(ctx, "buffer_recommendations: sales", &super::bind_window(SALES, today, first_day)).await? {
-            let c = Columns::new(&b);
-            let (skus, systems, days, units) = (c.text(0)?, c.text(1)?, c.int(2)?, c.float(3)?);
-            for i in 0..b.num_rows() {
-                add(&mut sales, &skus[i], &systems[i], days[i], units[i]);
-            }
-        }
-        for b in collect(ctx, "buffer_recommendations: deltas", &super::bind_window(DELTAS, today, first_day)).await? {
-            let c = Columns::new(&b);
-            let (skus, systems, days, delta, lag) = (c.text(0)?, c.text(1)?, c.int(2)?, c.float(3)?, c.float(4)?);
-            for i in 0..b.num_rows() {
-                if days[i].is_some_and(|d| d >= first_day) {
-                    add(&mut deltas, &skus[i], &systems[i], days[i], delta[i]);
-                    add(&mut lag_seen, &skus[i], &systems[i], days[i], lag[i]);
-                }
-            }
-        }
-        let mut measured: HashMap<(String, String), f64> = HashMap::new();
-        for b in collect(ctx, "buffer_recommendations: lags", LAGS).await? {
-            let c = Columns::new(&b);
-            for ((sku, system), lag) in c.text(0)?.into_iter().zip(c.text(1)?).zip(c.float(2)?) {
-                if let (Some(sku), Some(system), Some(lag)) = (sku, system, lag) {
-                    measured.insert((sku, system), lag);
-                }
-            }
-        }
+        let window = |sql: &str| super::bind_window(sql, today, first_day);
+        let sales = per_pair(ctx, "buffer_recommendations: sales", &window(SALES)).await?;
+        let deltas = per_pair(ctx, "buffer_recommendations: deltas", &window(DELTAS)).await?;
+        let measured = per_pair(ctx, "buffer_recommendations: lags", LAGS).await?;
 
         let mut keys: Vec<&(String, String)> = sales.keys().filter(|(_, system)| selling.contains(&system.as_str())).collect();
         keys.sort();
         let mut rows = Rows::default();
+        let stats = |sums: &[Option<f64>]| window_stats(sums[0].unwrap_or(0.0), sums[1].unwrap_or(0.0), t.demand_window_days);
         for key in keys {
             let (sku, system) = key;
             let class = classes.get(sku).map(String::as_str).unwrap_or("C");
-            let (d, sd) = daily_stats(&sales[key], first_day, t.demand_window_days);
-            let (_, variance_sd) = deltas.get(key).map(|s| daily_stats(s, first_day, t.demand_window_days)).unwrap_or((0.0, 0.0));
-            let seen: Vec<f64> = lag_seen.get(key).map(|m| m.values().copied().collect()).unwrap_or_default();
-            let (lag, lag_source) = match (measured.get(key), seen.is_empty()) {
-                (Some(l), _) => (*l, "integration lag pattern"),
-                (None, false) => (seen.iter().sum::<f64>() / seen.len() as f64, "variances explained as lag"),
-                (None, true) => (1.0, "daily snapshots"),
+            let (d, sd) = stats(&sales[key]);
+            let (_, variance_sd) = deltas.get(key).map(|sums| stats(sums)).unwrap_or((0.0, 0.0));
+            let seen = deltas.get(key).and_then(|sums| sums[2]);
+            let (lag, lag_source) = match (measured.get(key).and_then(|m| m[0]), seen) {
+                (Some(l), _) => (l, "integration lag pattern"),
+                (None, Some(l)) => (l, "variances explained as lag"),
+                (None, None) => (1.0, "daily snapshots"),
             };
             let z = z_for(class, t);
             let recommended = buffer(z, lag, sd, variance_sd);

@@ -58,6 +58,18 @@ pub fn daily_stats(values: &HashMap<i64, f64>, first_day: i64, days: i64) -> (f6
     (mean, var.sqrt())
 }
 
+/// The same as `daily_stats`, from the sum and the sum of squares of the days with an entry
+/// (so a query can return two numbers instead of every day).
+pub fn window_stats(sum: f64, sum_of_squares: f64, days: i64) -> (f64, f64) {
+    if days <= 0 {
+        return (0.0, 0.0);
+    }
+    let n = days as f64;
+    let mean = sum / n;
+    let var = if days > 1 { ((sum_of_squares - n * mean * mean) / (n - 1.0)).max(0.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
 /// The ABC class of every SKU.
 pub async fn classes(ctx: &SessionContext) -> Result<HashMap<String, String>> {
     crate::drift::text_map(ctx, "planning: classes", "select sku, abc_class from sku_classes").await
@@ -73,5 +85,18 @@ mod tests {
         let (mean, sd) = daily_stats(&values, 0, 4);
         assert_eq!(mean, 1.5);
         assert!((sd - (11.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sums_give_the_same_stats_as_the_days() {
+        let values: HashMap<i64, f64> = [(1, 4.0), (3, 2.0), (9, -7.0)].into();
+        let (sum, squares) = values.values().fold((0.0, 0.0), |(s, q), v| (s + v, q + v * v));
+        for days in [1, 4, 12] {
+            let (mean, sd) = daily_stats(&values.iter().filter(|(d, _)| **d < days).map(|(d, v)| (*d, *v)).collect(), 0, days);
+            let kept: Vec<f64> = values.iter().filter(|(d, _)| **d < days).map(|(_, v)| *v).collect();
+            let (m, s) = window_stats(kept.iter().sum(), kept.iter().map(|v| v * v).sum(), days);
+            assert!((mean - m).abs() < 1e-12 && (sd - s).abs() < 1e-12, "{days} days: {mean} {sd} vs {m} {s}");
+        }
+        assert_eq!(window_stats(sum, squares, 0), (0.0, 0.0));
     }
 }
