@@ -118,6 +118,35 @@ latest_snapshot as (
     group by w.week, s.system, s.location_id
 ),
 
+-- The large inputs (snapshots, variances) are summed per week and segment key first, so the
+-- grouping sets below see thousands of rows, not hundreds of millions; every metric is a
+-- ratio of sums (num / den), or a median or distinct count over small row-level inputs.
+snapshot_totals as (
+    select week, abc_class, location_id, region, system, sum(oversold) as oversold, count(*) as observations
+    from (
+        select arrow_cast(date_trunc('week', s.snapshot_date), 'Date32') as week, coalesce(k.abc_class, 'C') as abc_class,
+               s.location_id, l.region, s.system, case when s.available < 0 then 1.0 else 0.0 end as oversold
+        from stg_snapshots s
+        left join classes k on k.sku = s.sku
+        left join locations l on l.location_id = s.location_id
+        where s.snapshot_date >= $first_week and s.snapshot_date < $end_week
+    ) rows
+    group by week, abc_class, location_id, region, system
+),
+
+variance_totals as (
+    select
+        week, abc_class, location_id, region, system,
+        sum(case when real_variance then 1.0 else 0.0 end) as real_variances,
+        sum(case when explained_variance then 1.0 else 0.0 end) as explained_variances,
+        sum(case when real_variance then round(abs(value_delta) * 100) else 0.0 end) as value_cents,
+        sum(case when explained_by = 'lag' then cast(lag_days as double) end) as lag_days,
+        sum(case when explained_by = 'lag' and lag_days is not null then 1.0 else 0.0 end) as lag_observations,
+        count(*) as observations
+    from variance_facts
+    group by week, abc_class, location_id, region, system
+),
+
 facts as (
     select week, abc_class, location_id, region, cast(null as varchar) as system, 'ira' as metric, within as num, 1.0 as den
     from count_facts
@@ -125,24 +154,20 @@ facts as (
     select week, abc_class, location_id, region, cast(null as varchar), 'count_variance', differs, 1.0
     from count_facts
     union all
-    select arrow_cast(date_trunc('week', s.snapshot_date), 'Date32'), coalesce(k.abc_class, 'C'), s.location_id, l.region, s.system,
-           'oversell', case when s.available < 0 then 1.0 else 0.0 end, 1.0
-    from stg_snapshots s
-    left join classes k on k.sku = s.sku
-    left join locations l on l.location_id = s.location_id
-    where s.snapshot_date >= $first_week and s.snapshot_date < $end_week
+    select week, abc_class, location_id, region, system, 'oversell', oversold, cast(observations as double)
+    from snapshot_totals
     union all
-    select week, abc_class, location_id, region, system, 'real_variance', case when real_variance then 1.0 else 0.0 end, 1.0
-    from variance_facts
+    select week, abc_class, location_id, region, system, 'real_variance', real_variances, cast(observations as double)
+    from variance_totals
     union all
-    select week, abc_class, location_id, region, system, 'explained_variance', case when explained_variance then 1.0 else 0.0 end, 1.0
-    from variance_facts
+    select week, abc_class, location_id, region, system, 'explained_variance', explained_variances, cast(observations as double)
+    from variance_totals
     union all
-    select week, abc_class, location_id, region, system, 'variance_value', round(abs(value_delta) * 100), 1.0
-    from variance_facts where real_variance
+    select week, abc_class, location_id, region, system, 'variance_value', value_cents, cast(observations as double)
+    from variance_totals
     union all
-    select week, abc_class, location_id, region, system, 'publish_lag', cast(lag_days as double), 1.0
-    from variance_facts where explained_by = 'lag'
+    select week, abc_class, location_id, region, system, 'publish_lag', lag_days, lag_observations
+    from variance_totals where lag_observations > 0
     union all
     select week, abc_class, location_id, region, system, 'open_exceptions', 1.0, 1.0
     from exception_facts where open_at_end
@@ -193,7 +218,7 @@ aggregated as (
         arrow_cast(sum(case when metric = 'oversell' then num else 0 end), 'Int64') as oversell_incidents,
         arrow_cast(sum(case when metric = 'open_exceptions' then num else 0 end), 'Int64') as open_exceptions,
         median(case when metric = 'days_to_close' then num end) as median_days_to_close,
-        avg(case when metric = 'publish_lag' then num end) as publish_lag_days,
+        sum(case when metric = 'publish_lag' then num end) / sum(case when metric = 'publish_lag' then den end) as publish_lag_days,
         -- Cents, summed exactly whatever the order (see variance_trends).
         sum(case when metric = 'variance_value' then num else 0 end) / 100.0 as variance_value,
         arrow_cast(sum(case when metric = 'real_variance' then num else 0 end), 'Int64') as real_variances,
