@@ -12,7 +12,6 @@
 //! window is read, so the cost does not grow with history). The locations a system sells
 //! from are those it reports the SKU at on the newest day.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
@@ -21,11 +20,9 @@ use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 
-use super::{as_of, classes, service_level, window_stats, z_for};
+use super::{as_of, classes, per_pair, service_level, window_stats, z_for};
 use crate::config::Thresholds;
-use crate::drift::Columns;
 use crate::error::{Error, Result};
-use crate::warehouse::collect;
 
 pub fn buffer(z: f64, lag_days: f64, demand_sd: f64, variance_sd: f64) -> i64 {
     (z * (lag_days * demand_sd.powi(2) + variance_sd.powi(2)).sqrt()).ceil().max(0.0) as i64
@@ -44,34 +41,21 @@ daily as (
 select sku, system, sum(units), sum(units * units) from daily group by sku, system";
 
 /// Each system's real daily delta, summed over its locations: sum and sum of squares of the
-/// daily totals, and the mean over days of the lag seen that day.
+/// daily totals, and the mean over days of the lag seen that day. Rows with neither a real
+/// delta nor a lag add nothing to these, and leaving them out keeps the daily groups few.
 const DELTAS: &str = "
 with daily as (
     select sku, system, cast(sum(case when explained_by is null then delta else 0 end) as double) as real_delta,
            avg(case when explained_by = 'lag' then lag_days end) as lag
-    from variances where snapshot_date >= $first_day and snapshot_date <= $today
+    from variances
+    where snapshot_date >= $first_day and snapshot_date <= $today
+      and ((explained_by is null and delta <> 0) or explained_by = 'lag')
     group by sku, system, snapshot_date
 )
 select sku, system, sum(real_delta), sum(real_delta * real_delta), avg(lag) from daily group by sku, system";
 
 const LAGS: &str = "
 select sku, system, max(effect) from drift_patterns where pattern = 'integration_lag' group by sku, system";
-
-/// Per SKU and system: the numbers of one query's columns from the third on.
-async fn per_pair(ctx: &SessionContext, context: &str, sql: &str) -> Result<HashMap<(String, String), Vec<Option<f64>>>> {
-    let mut out = HashMap::new();
-    for b in collect(ctx, context, sql).await? {
-        let c = Columns::new(&b);
-        let (skus, systems) = (c.text(0)?, c.text(1)?);
-        let numbers = (2..b.num_columns()).map(|i| c.float(i)).collect::<Result<Vec<_>>>()?;
-        for (i, (sku, system)) in skus.into_iter().zip(systems).enumerate() {
-            if let (Some(sku), Some(system)) = (sku, system) {
-                out.insert((sku, system), numbers.iter().map(|column| column[i]).collect());
-            }
-        }
-    }
-    Ok(out)
-}
 
 pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
     Box::pin(async move {

@@ -46,20 +46,8 @@ pub fn z_for(class: &str, t: &Thresholds) -> f64 {
 }
 
 /// Mean and sample standard deviation of a daily series over `days` days, days without an
-/// entry counting as zero.
-pub fn daily_stats(values: &HashMap<i64, f64>, first_day: i64, days: i64) -> (f64, f64) {
-    let series: Vec<f64> = (first_day..first_day + days).map(|d| values.get(&d).copied().unwrap_or(0.0)).collect();
-    let n = series.len() as f64;
-    if n == 0.0 {
-        return (0.0, 0.0);
-    }
-    let mean = series.iter().sum::<f64>() / n;
-    let var = if n > 1.0 { series.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
-}
-
-/// The same as `daily_stats`, from the sum and the sum of squares of the days with an entry
-/// (so a query can return two numbers instead of every day).
+/// entry counting as zero, from the sum and the sum of squares of the days with an entry (so
+/// a query returns two numbers instead of every day).
 pub fn window_stats(sum: f64, sum_of_squares: f64, days: i64) -> (f64, f64) {
     if days <= 0 {
         return (0.0, 0.0);
@@ -70,6 +58,23 @@ pub fn window_stats(sum: f64, sum_of_squares: f64, days: i64) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Per pair of the first two (text) columns of a query — SKU and system, SKU and region —
+/// the numbers of its other columns.
+pub async fn per_pair(ctx: &SessionContext, context: &str, sql: &str) -> Result<HashMap<(String, String), Vec<Option<f64>>>> {
+    let mut out = HashMap::new();
+    for b in collect(ctx, context, sql).await? {
+        let c = Columns::new(&b);
+        let (skus, systems) = (c.text(0)?, c.text(1)?);
+        let numbers = (2..b.num_columns()).map(|i| c.float(i)).collect::<Result<Vec<_>>>()?;
+        for (i, (sku, system)) in skus.into_iter().zip(systems).enumerate() {
+            if let (Some(sku), Some(system)) = (sku, system) {
+                out.insert((sku, system), numbers.iter().map(|column| column[i]).collect());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The ABC class of every SKU.
 pub async fn classes(ctx: &SessionContext) -> Result<HashMap<String, String>> {
     crate::drift::text_map(ctx, "planning: classes", "select sku, abc_class from sku_classes").await
@@ -78,6 +83,18 @@ pub async fn classes(ctx: &SessionContext) -> Result<HashMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The definition, day by day.
+    fn daily_stats(values: &HashMap<i64, f64>, first_day: i64, days: i64) -> (f64, f64) {
+        let series: Vec<f64> = (first_day..first_day + days).map(|d| values.get(&d).copied().unwrap_or(0.0)).collect();
+        let n = series.len() as f64;
+        if n == 0.0 {
+            return (0.0, 0.0);
+        }
+        let mean = series.iter().sum::<f64>() / n;
+        let var = if n > 1.0 { series.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        (mean, var.sqrt())
+    }
 
     #[test]
     fn zero_days_count() {

@@ -22,7 +22,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 
-use super::{as_of, classes, daily_stats, service_level, z_for};
+use super::{as_of, classes, per_pair, service_level, window_stats, z_for};
 use crate::config::Thresholds;
 use crate::drift::Columns;
 use crate::error::{Error, Result};
@@ -65,11 +65,16 @@ where p.snapshot_date = $today
 group by p.sku, p.region, k.lead_time_days, k.lead_time_sd, k.case_pack, k.moq
 order by p.region, p.sku";
 
+/// Daily sales per SKU and region over the demand window, as the sum and the sum of squares
+/// of the daily totals.
 const SALES: &str = "
-select s.sku, l.region, arrow_cast(s.sale_date, 'Int32'), sum(s.units)
-from stg_sales s join locations l on l.location_id = s.location_id
-where s.load_date >= $first_load_day and s.sale_date >= $first_day
-group by s.sku, l.region, s.sale_date";
+with daily as (
+    select s.sku, l.region, cast(sum(s.units) as double) as units
+    from stg_sales s join locations l on l.location_id = s.location_id
+    where s.load_date >= $first_load_day and s.sale_date >= $first_day and s.sale_date <= $today
+    group by s.sku, l.region, s.sale_date
+)
+select sku, region, sum(units), sum(units * units) from daily group by sku, region";
 
 const DISAGREEMENTS: &str = "
 select sku, region, string_agg(distinct system, ', ') from variances
@@ -96,16 +101,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let classes = classes(ctx).await?;
         let first_day = today - t.demand_window_days + 1;
 
-        let mut sales: HashMap<(String, String), HashMap<i64, f64>> = HashMap::new();
-        for b in collect(ctx, "purchase_recommendations: sales", &super::bind_window(SALES, today, first_day)).await? {
-            let c = Columns::new(&b);
-            let (skus, regions, days, units) = (c.text(0)?, c.text(1)?, c.int(2)?, c.float(3)?);
-            for i in 0..b.num_rows() {
-                if let (Some(sku), Some(region), Some(day), Some(u)) = (&skus[i], &regions[i], days[i], units[i]) {
-                    sales.entry((sku.clone(), region.clone())).or_default().insert(day, u);
-                }
-            }
-        }
+        let sales = per_pair(ctx, "purchase_recommendations: sales", &super::bind_window(SALES, today, first_day)).await?;
         let mut holds: HashMap<(String, String), Vec<String>> = HashMap::new();
         for b in collect(ctx, "purchase_recommendations: disagreements", &super::bind_window(DISAGREEMENTS, today, first_day)).await? {
             let c = Columns::new(&b);
@@ -146,7 +142,8 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
                 let (Some(sku), Some(region)) = (&skus[i], &regions[i]) else { continue };
                 let key = (sku.clone(), region.clone());
                 let class = classes.get(sku).map(String::as_str).unwrap_or("C");
-                let (d, sd) = sales.get(&key).map(|s| daily_stats(s, first_day, t.demand_window_days)).unwrap_or((0.0, 0.0));
+                let sums = sales.get(&key).map(|s| (s[0].unwrap_or(0.0), s[1].unwrap_or(0.0)));
+                let (d, sd) = sums.map(|(sum, squares)| window_stats(sum, squares, t.demand_window_days)).unwrap_or((0.0, 0.0));
                 let position = positions[i].unwrap_or(0.0);
                 let (l, l_sd) = (lead[i].unwrap_or(0.0), lead_sd[i].unwrap_or(0.0));
                 let r = recommend(position, d, sd, l, l_sd, z_for(class, t), t.review_period_days as f64, pack[i].unwrap_or(1), moq[i].unwrap_or(0));
