@@ -2,10 +2,15 @@
 //! SKUs are ranked by usage value; a SKU is A while the cumulative share of the SKUs ranked
 //! above it is below `abc_a_share` (so the SKU that crosses 80 % is still A), B while it is
 //! below `abc_b_share`, C after that. SKUs that sold nothing are C.
+//!
+//! Classes are reviewed weekly: a build that only adds days keeps the classes made earlier in
+//! the same week (Monday to Sunday of the newest day, `classified_on`); a new week, a change
+//! to older days or `stocktake build --full` classifies again.
 
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, StringArray};
+use arrow::array::{Date32Array, Float64Array, StringArray};
+use chrono::Datelike;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
@@ -75,8 +80,33 @@ left join window_sales w on w.sku = k.sku
 cross join days d
 where not k.is_bundle";
 
-pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+/// The classes made earlier in the week of `today`, if there are any.
+async fn this_weeks_classes(ctx: &SessionContext, today: i64) -> Result<Option<Vec<RecordBatch>>> {
+    let has_date = match ctx.table("sku_classes").await {
+        Ok(table) => table.schema().has_column_with_unqualified_name("classified_on"),
+        Err(_) => false,
+    };
+    if !has_date {
+        return Ok(None);
+    }
+    let sql = "select max(arrow_cast(classified_on, 'Int32')) from sku_classes";
+    let classified = collect(ctx, "sku_classes: classified on", sql).await?.first().map(|b| Columns::new(b).int(0)).transpose()?;
+    let Some(Some(day)) = classified.and_then(|v| v.first().copied()) else { return Ok(None) };
+    let monday = |d: i64| d - super::date_from_days(d).weekday().num_days_from_monday() as i64;
+    if day > today || monday(day) != monday(today) {
+        return Ok(None);
+    }
+    Ok(Some(collect(ctx, "sku_classes: kept", "select * from sku_classes").await?))
+}
+
+pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds, only_added_from: Option<i64>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
     Box::pin(async move {
+        let today = crate::planning::as_of(ctx).await?.unwrap_or(0);
+        if only_added_from.is_some()
+            && let Some(kept) = this_weeks_classes(ctx, today).await?
+        {
+            return Ok(kept);
+        }
         let mut usage = vec![];
         for batch in collect(ctx, "mart sku_classes", USAGE_SQL).await? {
             let c = Columns::new(&batch);
@@ -92,12 +122,14 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             Field::new("annual_usage_value", DataType::Float64, false),
             Field::new("cumulative_share", DataType::Float64, false),
             Field::new("abc_class", DataType::Utf8, false),
+            Field::new("classified_on", DataType::Date32, false),
         ]));
         let batch = RecordBatch::try_new(schema, vec![
             Arc::new(StringArray::from_iter_values(classes.iter().map(|c| c.sku.as_str()))),
             Arc::new(Float64Array::from_iter_values(classes.iter().map(|c| c.annual_usage_value))),
             Arc::new(Float64Array::from_iter_values(classes.iter().map(|c| c.cumulative_share))),
             Arc::new(StringArray::from_iter_values(classes.iter().map(|c| c.abc_class))),
+            Arc::new(Date32Array::from_value(today as i32, classes.len())),
         ])
         .map_err(|e| Error::arrow("building sku_classes", e))?;
         Ok(vec![batch])

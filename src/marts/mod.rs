@@ -36,8 +36,9 @@ pub enum Recipe {
     /// A SQL model of rows per week: only the weeks from `$first_week` on are recomputed
     /// (every week in a full build; none when no day changed).
     Weekly(&'static str),
-    /// A walk over the days (exceptions): given the first new day when the build only
-    /// added days after the ones it walked before, else `None` (replay every day).
+    /// Made by a function that may go on from what it built before (the exceptions' walk,
+    /// the week's ABC classes): given the first new day when the build only added days after
+    /// the ones built before, else `None` (make everything again).
     Walk(for<'a> fn(&'a SessionContext, &'a Thresholds, Option<i64>) -> Batches<'a>),
     /// The same, made by a statistics function given the first week to recompute.
     WeeklyRust(for<'a> fn(&'a SessionContext, &'a Thresholds, NaiveDate) -> Batches<'a>),
@@ -81,7 +82,7 @@ pub const MARTS: &[Mart] = &[
         recipe: Recipe::Daily(include_str!("../../sql/marts/variances.sql")),
         tests: Some(include_str!("../../sql/marts/variances.test.sql")),
     },
-    Mart { name: "sku_classes", recipe: Recipe::Rust(drift::abc::build), tests: None },
+    Mart { name: "sku_classes", recipe: Recipe::Walk(drift::abc::build), tests: None },
     Mart { name: "variance_trends", recipe: Recipe::WeeklyRust(drift::trends::build), tests: None },
     Mart { name: "drift_patterns", recipe: Recipe::Rust(drift::patterns::build), tests: None },
     Mart {
