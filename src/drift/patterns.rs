@@ -370,7 +370,8 @@ async fn summarise(ctx: &SessionContext, first_day: i64, last_day: i64, t: &Thre
             for (sum, value) in total.iter_mut().zip([n, flags, nonzero]) {
                 *sum += value;
             }
-            if last < last_day || flags > 0 || differing as f64 >= 0.29 * n as f64 || window_nonzero * 2 >= window_days {
+            // A series that ends before the newest day has a window of its own: read it.
+            if last < last_day || may_show_a_pattern(Counts { observed: n, real_flags: flags, differing, window_days, window_nonzero }) {
                 skus.push(sku);
                 locations.push(location);
                 systems.push(system);
@@ -476,21 +477,39 @@ impl CompactPoint {
     }
 }
 
+/// The counts of a series that decide whether it is worth testing.
+struct Counts {
+    observed: i64,
+    real_flags: i64,
+    /// Days the system's number differs from the authoritative one.
+    differing: i64,
+    /// Days in the pattern window, and those with a real non-zero delta.
+    window_days: i64,
+    window_nonzero: i64,
+}
+
+/// Whether `detect` can find anything, from what every test needs at the least: a real flag
+/// (same direction, month end, persistent), one non-zero delta on half the window's days
+/// (fixed offset), or the system differing on 30 % of the days (integration lag; 29 % here,
+/// so that rounding never drops a series). Most series are noise within tolerance; this
+/// spares them the tests.
+fn may_show_a_pattern(c: Counts) -> bool {
+    c.real_flags > 0 || c.differing as f64 >= 0.29 * c.observed as f64 || c.window_nonzero * 2 >= c.window_days
+}
+
 impl Series {
-    /// Whether `detect` can find anything, from what every test needs at the least: a real
-    /// flag (same direction, month end, persistent), one non-zero delta on half the window's
-    /// days (fixed offset), or the system differing on 30 % of the days (integration lag).
-    /// Most series are noise within tolerance; this spares them the tests.
+    /// Whether `detect` can find anything in this series (see `may_show_a_pattern`).
     fn may_show_a_pattern(&self, t: &Thresholds) -> bool {
         let Some(last) = self.compact.last() else { return false };
-        if self.compact.iter().any(CompactPoint::real_flag) {
-            return true;
-        }
-        let differing = self.compact.iter().filter(|p| p.system_qty != p.authoritative_qty).count();
-        let window_start = last.day as i64 - t.pattern_window_days;
-        let window = self.compact.iter().filter(|p| p.day as i64 > window_start);
-        let (window_days, window_nonzero) = window.fold((0, 0), |(n, z), p| (n + 1, z + usize::from(p.real_nonzero())));
-        differing as f64 >= 0.29 * self.compact.len() as f64 || window_nonzero * 2 >= window_days
+        let count = |keep: &dyn Fn(&CompactPoint) -> bool| self.compact.iter().filter(|p| keep(p)).count() as i64;
+        let in_window = |p: &CompactPoint| p.day as i64 > last.day as i64 - t.pattern_window_days;
+        may_show_a_pattern(Counts {
+            observed: self.compact.len() as i64,
+            real_flags: count(&CompactPoint::real_flag),
+            differing: count(&|p| p.system_qty != p.authoritative_qty),
+            window_days: count(&in_window),
+            window_nonzero: count(&|p| in_window(p) && p.real_nonzero()),
+        })
     }
 
     fn points(&self) -> Vec<Point> {
