@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use arrow::array::{Date32Array, Float64Array, StringArray};
-use chrono::Datelike;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
@@ -92,8 +91,8 @@ async fn this_weeks_classes(ctx: &SessionContext, today: i64) -> Result<Option<V
     let sql = "select max(arrow_cast(classified_on, 'Int32')) from sku_classes";
     let classified = collect(ctx, "sku_classes: classified on", sql).await?.first().map(|b| Columns::new(b).int(0)).transpose()?;
     let Some(Some(day)) = classified.and_then(|v| v.first().copied()) else { return Ok(None) };
-    let monday = |d: i64| d - super::date_from_days(d).weekday().num_days_from_monday() as i64;
-    if day > today || monday(day) != monday(today) {
+    let week = |d: i64| crate::marts::monday(super::date_from_days(d));
+    if day > today || week(day) != week(today) {
         return Ok(None);
     }
     Ok(Some(collect(ctx, "sku_classes: kept", "select * from sku_classes").await?))

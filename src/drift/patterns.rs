@@ -579,10 +579,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             (vec![], Ledger::default())
         } else {
             ctx.register_batch(CANDIDATES, candidates).map_err(|e| Error::query("drift_patterns: candidates", e))?;
-            let loaded = match load_series(ctx, first_day).await {
-                Ok(series) => load_ledger(ctx, first_day).await.map(|ledger| (series, ledger)),
-                Err(e) => Err(e),
-            };
+            let loaded: Result<_> = async { Ok((load_series(ctx, first_day).await?, load_ledger(ctx, first_day).await?)) }.await;
             ctx.deregister_table(CANDIDATES).map_err(|e| Error::query("drift_patterns: candidates", e))?;
             loaded?
         };

@@ -11,7 +11,8 @@ use crate::warehouse::{Warehouse, collect, integers, strings};
 /// Weeks of a weekly SQL model computed at a time (bounds its memory).
 pub(super) const WEEKS_PER_PASS: u64 = 2;
 
-pub(super) fn monday(day: NaiveDate) -> NaiveDate {
+/// The Monday of a day's week (weeks run Monday to Sunday in every weekly mart).
+pub(crate) fn monday(day: NaiveDate) -> NaiveDate {
     day.week(chrono::Weekday::Mon).first_day()
 }
 

@@ -18,6 +18,7 @@ use crate::changes;
 
 mod days;
 use days::*;
+pub(crate) use days::monday;
 
 pub struct Model {
     pub name: &'static str,

@@ -64,11 +64,11 @@ pub async fn per_pair(ctx: &SessionContext, context: &str, sql: &str) -> Result<
     let mut out = HashMap::new();
     for b in collect(ctx, context, sql).await? {
         let c = Columns::new(&b);
-        let (skus, systems) = (c.text(0)?, c.text(1)?);
+        let (firsts, seconds) = (c.text(0)?, c.text(1)?);
         let numbers = (2..b.num_columns()).map(|i| c.float(i)).collect::<Result<Vec<_>>>()?;
-        for (i, (sku, system)) in skus.into_iter().zip(systems).enumerate() {
-            if let (Some(sku), Some(system)) = (sku, system) {
-                out.insert((sku, system), numbers.iter().map(|column| column[i]).collect());
+        for (i, (first, second)) in firsts.into_iter().zip(seconds).enumerate() {
+            if let (Some(first), Some(second)) = (first, second) {
+                out.insert((first, second), numbers.iter().map(|column| column[i]).collect());
             }
         }
     }
