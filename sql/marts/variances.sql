@@ -17,8 +17,13 @@
 -- previous positions (day, on_hand, available) as window columns prior_day_1…L, and
 -- $lag_match, the days back to the nearest of them the system's number equals (NULL if
 -- none is within L days). One pass over the positions, no self-join.
+-- The systems' rows come from `snapshots`, not `stg_snapshots`: a row is compared only
+-- where the position has a number, and positions take their numbers from stg_snapshots,
+-- which leaves bundles out. Read straight from the table, DataFusion knows how many rows
+-- there are and hashes the smaller side of the join.
 with snapshots as (
-    select * from stg_snapshots
+    select system, location_id, sku, snapshot_date, arrow_cast(snapshot_date, 'Int32') as day_number, on_hand, available
+    from snapshots
     where snapshot_date >= $first_day and snapshot_date <= $last_day
 ),
 
@@ -48,8 +53,8 @@ compared as (
         p.inbound as authoritative_inbound,
         p.unit_cost,
         $lag_match as lag_match
-    from snapshots s
-    join positions p
+    from positions p
+    join snapshots s
         on p.snapshot_date = s.snapshot_date and p.sku = s.sku and p.location_id = s.location_id
     where s.system <> p.authoritative_system
 ),

@@ -93,20 +93,28 @@ pub(super) fn bind_days(sql: &str, first: NaiveDate, last: NaiveDate, lag_days: 
 /// The previous `lag_days` positions of each SKU-location as window columns, and the days
 /// back to the nearest one equal to the system's number in the compared bucket. Rows are
 /// days in order, so the previous L rows hold every day within L days back.
+///
+/// The window runs over all positions in (SKU, location, day) order, and a prior row counts
+/// only when it is the same SKU-location: partitioning by SKU-location costs a state per
+/// pair. `window_rows` (a whole-input count, read by `lag_match` so it is kept) makes
+/// DataFusion pick its whole-input window operator, which shifts each column once; with
+/// only `lag` it streams, building a value per row, about eight times slower at 1 M rows.
 pub(super) fn lag_expressions(lag_days: i64) -> (String, String) {
-    let over = "over (partition by sku, location_id order by snapshot_date)";
+    let over = "over (order by sku, location_id, snapshot_date)";
     let mut priors = String::new();
     let mut arms = String::new();
     let on_hand_bucket = "s.on_hand is not null and p.on_hand is not null";
     for j in 1..=lag_days {
         priors.push_str(&format!(
-            ", lag(arrow_cast(snapshot_date, 'Int32'), {j}) {over} as prior_day_{j}, lag(on_hand, {j}) {over} as prior_on_hand_{j}, lag(available, {j}) {over} as prior_available_{j}"
+            ", case when lag(sku, {j}) {over} = sku and lag(location_id, {j}) {over} = location_id then lag(arrow_cast(snapshot_date, 'Int32'), {j}) {over} end as prior_day_{j}, lag(on_hand, {j}) {over} as prior_on_hand_{j}, lag(available, {j}) {over} as prior_available_{j}"
         ));
         arms.push_str(&format!(
             " when p.prior_day_{j} >= s.day_number - {lag_days} and (case when {on_hand_bucket} then p.prior_on_hand_{j} else p.prior_available_{j} end) = (case when {on_hand_bucket} then s.on_hand else s.available end) then cast(s.day_number - p.prior_day_{j} as bigint)"
         ));
     }
-    let lag_match = if arms.is_empty() { "cast(null as bigint)".to_string() } else { format!("(case{arms} end)") };
-    (priors, lag_match)
+    if arms.is_empty() {
+        return (priors, "cast(null as bigint)".to_string());
+    }
+    priors.push_str(", count(1) over (order by sku, location_id, snapshot_date rows between unbounded preceding and unbounded following) as window_rows");
+    (priors, format!("(case when p.window_rows = 0 then null{arms} end)"))
 }
-

@@ -311,10 +311,13 @@ async fn schema_of(ctx: &SessionContext, context: &str, sql: &str, batches: &[Re
     }
 }
 
-/// The model texts, so that a build after a model changed is a full one.
+/// The model texts, so that a build after a model changed is a full one (with the lag
+/// expressions stocktake writes into the variances model).
 fn models_text() -> String {
-    let mut text: Vec<&str> = STAGING.iter().map(|m| m.sql).collect();
-    text.extend(MARTS.iter().filter_map(Mart::recipe_sql));
+    let mut text: Vec<String> = STAGING.iter().map(|m| m.sql.to_string()).collect();
+    text.extend(MARTS.iter().filter_map(Mart::recipe_sql).map(str::to_string));
+    let (priors, lag_match) = lag_expressions(1);
+    text.extend([priors, lag_match]);
     text.join("\n")
 }
 
