@@ -28,6 +28,16 @@ with classes as (
     select sku, abc_class from sku_classes
 ),
 
+-- The class of every SKU whose snapshots count (stg_snapshots leaves bundles out). The
+-- snapshots are joined to it directly: joined to stg_snapshots, DataFusion underestimates
+-- the millions of snapshot rows and hashes them instead of the 20 k SKUs.
+stocked_classes as (
+    select k.sku, coalesce(c.abc_class, 'C') as abc_class
+    from skus k
+    left join classes c on c.sku = k.sku
+    where not k.is_bundle
+),
+
 locations as (
     select location_id, region from locations
 ),
@@ -124,10 +134,10 @@ latest_snapshot as (
 snapshot_totals as (
     select week, abc_class, location_id, region, system, sum(oversold) as oversold, count(*) as observations
     from (
-        select arrow_cast(date_trunc('week', s.snapshot_date), 'Date32') as week, coalesce(k.abc_class, 'C') as abc_class,
+        select arrow_cast(date_trunc('week', s.snapshot_date), 'Date32') as week, k.abc_class,
                s.location_id, l.region, s.system, case when s.available < 0 then 1.0 else 0.0 end as oversold
-        from stg_snapshots s
-        left join classes k on k.sku = s.sku
+        from snapshots s
+        join stocked_classes k on k.sku = s.sku
         left join locations l on l.location_id = s.location_id
         where s.snapshot_date >= $first_week and s.snapshot_date < $end_week
     ) rows
@@ -157,17 +167,19 @@ facts as (
     select week, abc_class, location_id, region, system, 'oversell', oversold, cast(observations as double)
     from snapshot_totals
     union all
-    select week, abc_class, location_id, region, system, 'real_variance', real_variances, cast(observations as double)
-    from variance_totals
-    union all
-    select week, abc_class, location_id, region, system, 'explained_variance', explained_variances, cast(observations as double)
-    from variance_totals
-    union all
-    select week, abc_class, location_id, region, system, 'variance_value', value_cents, cast(observations as double)
-    from variance_totals
-    union all
-    select week, abc_class, location_id, region, system, 'publish_lag', lag_days, lag_observations
-    from variance_totals where lag_observations > 0
+    -- One branch for the four variance metrics: a CTE named in several branches is
+    -- computed once per branch.
+    select v.week, v.abc_class, v.location_id, v.region, v.system, m.metric,
+           case m.metric
+               when 'real_variance' then v.real_variances
+               when 'explained_variance' then v.explained_variances
+               when 'variance_value' then v.value_cents
+               else v.lag_days
+           end,
+           case when m.metric = 'publish_lag' then v.lag_observations else cast(v.observations as double) end
+    from variance_totals v
+    cross join (values ('real_variance'), ('explained_variance'), ('variance_value'), ('publish_lag')) as m(metric)
+    where m.metric <> 'publish_lag' or v.lag_observations > 0
     union all
     select week, abc_class, location_id, region, system, 'open_exceptions', 1.0, 1.0
     from exception_facts where open_at_end
