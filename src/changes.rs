@@ -52,9 +52,10 @@ pub async fn current(warehouse: &Warehouse, ctx: &SessionContext, models: &str) 
     let mut files = BTreeMap::new();
     for name in TRACKED {
         let Some(table) = warehouse.load(name).await? else { continue };
-        let prefix = warehouse.table_url(name).to_string();
-        for uri in table.get_file_uris().map_err(|e| Error::delta(name, e))? {
-            files.insert(format!("{name}/{}", uri.strip_prefix(&prefix).unwrap_or(&uri)), None);
+        // Paths relative to the table, as its log records them: a warehouse copied or moved
+        // elsewhere is the same warehouse, and ledger files are matched to their partitions.
+        for file in table.snapshot().map_err(|e| Error::delta(name, e))?.log_data() {
+            files.insert(format!("{name}/{}", file.path()), None);
         }
     }
     let mut hasher = std::hash::DefaultHasher::new();

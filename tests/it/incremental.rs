@@ -6,7 +6,7 @@ use stocktake::changes::Scope;
 use stocktake::config::Pipeline;
 use stocktake::ingest::{self, RunOptions};
 use stocktake::marts;
-use stocktake::warehouse::Warehouse;
+use stocktake::warehouse::{Warehouse, integers};
 
 use crate::{generate_tier_s, rows};
 
@@ -91,4 +91,17 @@ async fn new_days_are_built_alone_and_agree_with_a_full_build() {
         assert!(!a.is_empty(), "query {i} returned rows");
         assert_eq!(a, b, "incremental and full builds agree (query {i})");
     }
+
+    // Every movements file is known by the day of its earliest event, so that a late one
+    // reaches back to it.
+    let state = warehouse.session(&["build_state"]).await.unwrap();
+    let sql = "select count(earliest_event), count(*) from build_state where value like 'movements/%'";
+    let batches = stocktake::warehouse::collect(&state, "reading build_state", sql).await.unwrap();
+    let (dated, files) = (integers(&batches[0], 0).unwrap()[0].unwrap(), integers(&batches[0], 1).unwrap()[0].unwrap());
+    assert!(files >= 8 && dated == files, "{dated} of {files} movements files dated");
+    // A warehouse moved to another folder is the same warehouse: nothing to rebuild.
+    let moved_dir = dir.path().join("moved");
+    std::fs::rename(&warehouse_dir, &moved_dir).unwrap();
+    let moved = Warehouse::open(moved_dir.to_str().unwrap()).unwrap();
+    assert_eq!(marts::build(&moved, false).await.unwrap().scope, Scope::Nothing);
 }
