@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Pipeline;
 use crate::error::Result;
@@ -168,8 +168,10 @@ pub async fn load_reference(pipeline: &Pipeline) -> Result<Reference> {
 /// Runs the pipeline's ingest and commits the raw and reference tables.
 pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOptions) -> Result<RunReport> {
     let started_at = Utc::now();
+    let clock = std::time::Instant::now();
     let reference = load_reference(pipeline).await?;
     write_reference(pipeline, &reference, warehouse).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "reference tables read and written");
 
     let mut loaded = Loaded::default();
     loaded.fingerprint.add(pipeline.name.as_bytes());
@@ -197,8 +199,10 @@ pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOption
         loaded.fingerprint.0
     );
 
+    debug!(seconds = clock.elapsed().as_secs_f64(), "systems read");
     commit(&loaded, &run_id, warehouse).await?;
     progress.finish_and_clear();
+    debug!(seconds = clock.elapsed().as_secs_f64(), "committed");
 
     let status = if reports.iter().all(|r| r.status == "ok") {
         "ok"
@@ -216,6 +220,7 @@ pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOption
         systems: reports,
     };
     record_run(&report, options, warehouse).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "run recorded");
     Ok(report)
 }
 

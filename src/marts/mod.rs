@@ -7,7 +7,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::config::Thresholds;
 use crate::{drift, planning};
@@ -124,15 +124,19 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
             warehouse.root()
         )));
     }
+    let clock = std::time::Instant::now();
     let ctx = warehouse.session(&all_tables()).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "tables registered");
     for model in STAGING {
         let sql = format!("create or replace view {} as {}", model.name, strip_comments(model.sql));
         collect(&ctx, &format!("model {}", model.name), &sql).await?;
     }
     let thresholds = read_thresholds(&ctx).await?;
     let mut now = changes::current(warehouse, &ctx, &models_text()).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "inputs listed and fingerprinted");
     let last = changes::last(warehouse).await?;
     changes::annotate(&ctx, last.as_ref(), &mut now).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "changes since the last build found");
     let mut scope = match full {
         true => changes::Scope::Full("asked for a full build".into()),
         false => changes::scope(last.as_ref(), &now),
@@ -140,7 +144,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
     if !matches!(scope, changes::Scope::Full(_)) && !day_marts_current(warehouse).await? {
         scope = changes::Scope::Full("the day marts are missing or partitioned differently".into());
     }
-    info!(?scope, "build scope");
+    info!(?scope, seconds = clock.elapsed().as_secs_f64(), "build scope");
     let days = changes::snapshot_days(&now);
     // Walks go on from the new days when the build only adds days after those built before.
     let built_until = newest_built_day(&ctx).await?;
@@ -155,6 +159,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
         changes::Scope::From(day) => Some(monday(*day)),
         changes::Scope::Nothing => None,
     };
+    debug!(seconds = clock.elapsed().as_secs_f64(), "days planned");
     let plan = Plan { thresholds, whole: matches!(scope, changes::Scope::Full(_)), days, chunks, first_week, append_from };
 
     let mut report = BuildReport { rows: vec![], failed_tests: vec![], scope };
