@@ -3,6 +3,7 @@
 //! whole or not at all.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -34,6 +35,10 @@ pub enum Write {
 pub struct Warehouse {
     root: Url,
     options: HashMap<String, String>,
+    /// Tables loaded before, brought up to date on the next load by reading only the commits
+    /// made since: a fresh load reads the table's checkpoint and log again, and a run loads
+    /// the same tables many times (each write, each session).
+    loaded: Arc<Mutex<HashMap<String, DeltaTable>>>,
 }
 
 impl Warehouse {
@@ -58,7 +63,7 @@ impl Warehouse {
         if !root.path().ends_with('/') {
             root.set_path(&format!("{}/", root.path()));
         }
-        Ok(Warehouse { root, options: options.into_iter().collect() })
+        Ok(Warehouse { root, options: options.into_iter().collect(), loaded: Arc::default() })
     }
 
     pub fn root(&self) -> &Url {
@@ -69,19 +74,37 @@ impl Warehouse {
         self.root.join(&format!("{name}/")).expect("table names are plain words")
     }
 
-    /// The table, or `None` when nothing has been written to it yet.
+    /// The table at its latest version, or `None` when nothing has been written to it yet.
     pub async fn load(&self, name: &str) -> Result<Option<DeltaTable>> {
         let url = self.table_url(name);
         if let Ok(path) = url.to_file_path()
             && !path.join("_delta_log").is_dir() {
+                self.cache().remove(name);
                 return Ok(None);
             }
+        let cached = self.cache().get(name).cloned();
+        if let Some(mut table) = cached {
+            // Another writer may have replaced the table since: then it is loaded afresh.
+            if table.update_incremental(None).await.is_ok() {
+                self.cache().insert(name.to_string(), table.clone());
+                return Ok(Some(table));
+            }
+        }
         let table = match DeltaTable::try_from_url_with_storage_options(url, self.options.clone()).await {
             Ok(table) => table,
             Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => return Ok(None),
             Err(e) => return Err(Error::delta(name, e)),
         };
-        Ok(table.version().is_some().then_some(table))
+        if table.version().is_none() {
+            return Ok(None);
+        }
+        self.cache().insert(name.to_string(), table.clone());
+        Ok(Some(table))
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, DeltaTable>> {
+        // A panic while the lock was held leaves only tables that a load brings up to date.
+        self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// An empty handle for a table that is about to be created.
@@ -115,7 +138,8 @@ impl Warehouse {
             (Write::All, false) => builder = builder.with_schema_mode(SchemaMode::Overwrite),
             _ => {}
         }
-        builder.await.map_err(|e| Error::delta(spec.name, e))?;
+        let written = builder.await.map_err(|e| Error::delta(spec.name, e))?;
+        self.cache().insert(spec.name.to_string(), written);
         Ok(())
     }
 
