@@ -19,11 +19,9 @@ use crate::drift::{Columns, date_from_days};
 use crate::error::{Error, Result};
 use crate::warehouse::collect;
 
+/// The positions of `$today` (a literal, so the scan reads that day's partition only).
 const INPUTS: &str = "
-with as_of as (
-    select max(snapshot_date) as day from positions
-),
-last_counts as (
+with last_counts as (
     select location_id, sku, max(count_date) as last_counted from counts group by location_id, sku
 ),
 drift as (
@@ -34,14 +32,13 @@ aged as (
     from exceptions where status = 'open' group by sku, location_id
 )
 select p.location_id, p.sku, coalesce(k.abc_class, 'C'), p.location_type,
-       arrow_cast(lc.last_counted, 'Int32'), d.why, e.days_open, e.system, arrow_cast(a.day, 'Int32')
+       arrow_cast(lc.last_counted, 'Int32'), d.why, e.days_open, e.system
 from positions p
-cross join as_of a
 left join sku_classes k on k.sku = p.sku
 left join last_counts lc on lc.location_id = p.location_id and lc.sku = p.sku
 left join drift d on d.sku = p.sku and d.location_id = p.location_id
 left join aged e on e.sku = p.sku and e.location_id = p.location_id
-where p.snapshot_date = a.day and p.on_hand is not null
+where p.snapshot_date = $today and p.on_hand is not null
 order by p.location_id, p.sku";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,14 +96,13 @@ pub fn schedule(mut items: Vec<Item>, as_of: i64, capacity: i64) -> Vec<(Item, i
 pub async fn items(ctx: &SessionContext, t: &Thresholds) -> Result<(Vec<Item>, i64)> {
     let countable: Vec<&str> = t.count_location_types.split(',').map(str::trim).collect();
     let mut out = vec![];
-    let mut as_of = 0;
-    for b in collect(ctx, "mart cycle_count_plan", INPUTS).await? {
+    let Some(day) = super::as_of(ctx).await? else { return Ok((out, 0)) };
+    for b in collect(ctx, "mart cycle_count_plan", &super::bind_window(INPUTS, day, day)).await? {
         let c = Columns::new(&b);
         let (locations, skus, classes, types) = (c.text(0)?, c.text(1)?, c.text(2)?, c.text(3)?);
-        let (last, drift, open_days, open_system, today) = (c.int(4)?, c.text(5)?, c.int(6)?, c.text(7)?, c.int(8)?);
+        let (last, drift, open_days, open_system) = (c.int(4)?, c.text(5)?, c.int(6)?, c.text(7)?);
         for i in 0..b.num_rows() {
-            let (Some(location), Some(sku), Some(location_type), Some(day)) = (&locations[i], &skus[i], &types[i], today[i]) else { continue };
-            as_of = day;
+            let (Some(location), Some(sku), Some(location_type)) = (&locations[i], &skus[i], &types[i]) else { continue };
             if !countable.contains(&location_type.as_str()) {
                 continue;
             }
@@ -138,7 +134,7 @@ pub async fn items(ctx: &SessionContext, t: &Thresholds) -> Result<(Vec<Item>, i
             out.push(Item { location: location.clone(), sku: sku.clone(), class, counts_per_year: per_year, last_counted: last[i], forward, due, reason });
         }
     }
-    Ok((out, as_of))
+    Ok((out, day))
 }
 
 pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
