@@ -63,7 +63,8 @@ pub struct Reference {
     pub bundles: Vec<BundleLine>,
     sku_index: HashMap<String, usize>,
     location_index: HashMap<String, usize>,
-    alias_index: HashMap<(String, String), String>,
+    /// System (or `*`) → external id → canonical SKU: looked up by `&str`, once per row.
+    alias_index: HashMap<String, HashMap<String, String>>,
     components: HashMap<String, Vec<(String, i64)>>,
 }
 
@@ -71,10 +72,10 @@ impl Reference {
     pub fn new(skus: Vec<Sku>, locations: Vec<Location>, aliases: Vec<Alias>, bundles: Vec<BundleLine>) -> Self {
         let sku_index = skus.iter().enumerate().map(|(i, s)| (s.sku.clone(), i)).collect();
         let location_index = locations.iter().enumerate().map(|(i, l)| (l.location_id.clone(), i)).collect();
-        let alias_index = aliases
-            .iter()
-            .map(|a| ((a.system.clone(), a.external_id.clone()), a.sku.clone()))
-            .collect();
+        let mut alias_index: HashMap<String, HashMap<String, String>> = HashMap::new();
+        for a in &aliases {
+            alias_index.entry(a.system.clone()).or_default().insert(a.external_id.clone(), a.sku.clone());
+        }
         let mut components: HashMap<String, Vec<(String, i64)>> = HashMap::new();
         for b in &bundles {
             components.entry(b.bundle_sku.clone()).or_default().push((b.component_sku.clone(), b.qty));
@@ -93,10 +94,9 @@ impl Reference {
     /// A system's own alias first, then an alias for every system (`*`), then the id itself
     /// as a canonical SKU.
     pub fn resolve(&self, system: &str, external_id: &str) -> Resolved<'_> {
-        let canonical = self
-            .alias_index
-            .get(&(system.to_string(), external_id.to_string()))
-            .or_else(|| self.alias_index.get(&("*".to_string(), external_id.to_string())))
+        let alias = |system: &str| self.alias_index.get(system).and_then(|ids| ids.get(external_id));
+        let canonical = alias(system)
+            .or_else(|| alias("*"))
             .map(String::as_str)
             .unwrap_or(external_id);
         match self.sku_index.get(canonical) {

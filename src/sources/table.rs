@@ -3,7 +3,6 @@
 //! every data line (with its 1-based line number and original text) so that nothing is
 //! lost, and leaves the decision about a bad line to the source that knows its columns.
 
-use std::collections::HashMap;
 
 /// A field problem on one line; becomes a `quarantine` row.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,14 +23,13 @@ pub struct RawLine {
     pub line: usize,
     /// The line as it stood in the file (lossily decoded), for `quarantine.raw`.
     pub raw: String,
-    fields: Vec<Vec<u8>>,
+    fields: csv::ByteRecord,
 }
 
 /// A parsed file: its header and its data lines.
 #[derive(Debug)]
 pub struct Table {
     pub header: Vec<String>,
-    index: HashMap<String, usize>,
     pub lines: Vec<RawLine>,
 }
 
@@ -73,12 +71,12 @@ impl Table {
                 Ok(true) => {
                     let end = (reader.position().byte() as usize).clamp(start, body.len());
                     let raw = String::from_utf8_lossy(&body[start..end]).trim_end_matches(['\r', '\n']).to_string();
-                    records.push(RawLine { line: lines.line_at(body, start), raw, fields: record.iter().map(<[u8]>::to_vec).collect() });
+                    records.push(RawLine { line: lines.line_at(body, start), raw, fields: record.clone() });
                 }
                 Err(_) => {
                     // An unterminated quote runs to end of file: keep what is left as one bad line.
                     let raw = String::from_utf8_lossy(&body[start..]).to_string();
-                    records.push(RawLine { line: lines.line_at(body, start), raw, fields: vec![] });
+                    records.push(RawLine { line: lines.line_at(body, start), raw, fields: csv::ByteRecord::new() });
                     break;
                 }
             }
@@ -90,15 +88,15 @@ impl Table {
             .iter()
             .map(|f| String::from_utf8_lossy(f).trim().to_string())
             .collect();
-        let index = header.iter().enumerate().map(|(i, h)| (h.to_ascii_lowercase(), i)).collect();
         // Blank lines carry nothing: skip them rather than quarantine them.
         let lines = lines.filter(|l| !(l.fields.len() <= 1 && l.raw.trim().is_empty())).collect();
-        Ok(Table { header, index, lines })
+        Ok(Table { header, lines })
     }
 
-    /// Column index by header name, case-insensitive.
+    /// Column index by header name, case-insensitive (the last of repeated names). Called
+    /// for every field of every line: a scan of a dozen names allocates nothing.
     pub fn column(&self, name: &str) -> Option<usize> {
-        self.index.get(&name.to_ascii_lowercase()).copied()
+        self.header.iter().rposition(|h| h.eq_ignore_ascii_case(name))
     }
 
     /// Fails the whole file when a required column is absent, hinting at a wrong delimiter.
@@ -171,7 +169,7 @@ impl RawLine {
     /// empty. Bytes that are not UTF-8 (a Latin-1 export) are an error for the columns we use.
     pub fn text<'a>(&'a self, table: &Table, column: &str) -> Result<Option<&'a str>, RowError> {
         let Some(i) = table.column(column) else { return Ok(None) };
-        let bytes = self.fields.get(i).map(Vec::as_slice).unwrap_or_default();
+        let bytes = self.fields.get(i).unwrap_or_default();
         let text = std::str::from_utf8(bytes).map_err(|e| {
             RowError::new(
                 column,
