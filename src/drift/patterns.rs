@@ -574,7 +574,9 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
     Box::pin(async move {
         let Some(last_day) = crate::planning::as_of(ctx).await? else { return Ok(vec![Rows::default().finish()?]) };
         let first_day = last_day - t.pattern_history_days.max(1) + 1;
+        let clock = std::time::Instant::now();
         let (rates, candidates) = summarise(ctx, first_day, last_day, t).await?;
+        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), candidates = candidates.num_rows(), "drift_patterns: series summarised");
         let (series, ledger) = if candidates.num_rows() == 0 {
             (vec![], Ledger::default())
         } else {
@@ -583,6 +585,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             ctx.deregister_table(CANDIDATES).map_err(|e| Error::query("drift_patterns: candidates", e))?;
             loaded?
         };
+        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "drift_patterns: candidates and their ledger read");
         let products = super::text_map(ctx, "drift_patterns: skus", "select sku, product_id from skus").await?;
         let mut components = std::collections::HashSet::new();
         for batch in collect(ctx, "drift_patterns: bundles", "select distinct component_sku from bundles").await? {
@@ -653,6 +656,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             let (cause, layer) = causes[i];
             rows.push(&series[*i], d, cause, layer);
         }
+        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "drift_patterns: series tested");
         Ok(vec![rows.finish()?])
     })
 }
