@@ -359,7 +359,14 @@ async fn summarise(ctx: &SessionContext, first_day: i64, last_day: i64, t: &Thre
     let sql = summaries_sql(first_day, last_day - t.pattern_window_days);
     let mut totals: HashMap<String, [i64; 3]> = HashMap::new();
     let (mut skus, mut locations, mut systems) = (vec![], vec![], vec![]);
-    for batch in collect(ctx, "drift_patterns: series", &sql).await? {
+    // The rows come day by day, so the first 100 k (DataFusion's probe) hold as many series
+    // as rows and it would skip aggregating within each partition, sending all 18 M rows (at
+    // tier M) through the repartition to one final aggregate. Probe past a few days' rows.
+    let probe = "datafusion.execution.skip_partial_aggregation_probe_rows_threshold";
+    collect(ctx, "drift_patterns: settings", &format!("set {probe} = 5000000")).await?;
+    let summaries = collect(ctx, "drift_patterns: series", &sql).await;
+    collect(ctx, "drift_patterns: settings", &format!("set {probe} = 100000")).await?;
+    for batch in summaries? {
         let c = Columns::new(&batch);
         let (sku, location, system) = (c.text(0)?, c.text(1)?, c.text(2)?);
         let counts = (3..10).map(|i| c.int(i)).collect::<Result<Vec<_>>>()?;
