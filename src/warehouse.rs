@@ -91,13 +91,13 @@ impl Warehouse {
             }
         }
         let table = match DeltaTable::try_from_url_with_storage_options(url, self.options.clone()).await {
-            Ok(table) => table,
-            Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => return Ok(None),
+            Ok(table) if table.version().is_some() => table,
+            Ok(_) | Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => {
+                self.cache().remove(name);
+                return Ok(None);
+            }
             Err(e) => return Err(Error::delta(name, e)),
         };
-        if table.version().is_none() {
-            return Ok(None);
-        }
         self.cache().insert(name.to_string(), table.clone());
         Ok(Some(table))
     }

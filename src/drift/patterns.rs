@@ -363,9 +363,10 @@ async fn summarise(ctx: &SessionContext, first_day: i64, last_day: i64, t: &Thre
     // as rows and it would skip aggregating within each partition, sending all 18 M rows (at
     // tier M) through the repartition to one final aggregate. Probe past a few days' rows.
     let probe = "datafusion.execution.skip_partial_aggregation_probe_rows_threshold";
+    let before = ctx.copied_config().options().execution.skip_partial_aggregation_probe_rows_threshold;
     collect(ctx, "drift_patterns: settings", &format!("set {probe} = 5000000")).await?;
     let summaries = collect(ctx, "drift_patterns: series", &sql).await;
-    collect(ctx, "drift_patterns: settings", &format!("set {probe} = 100000")).await?;
+    collect(ctx, "drift_patterns: settings", &format!("set {probe} = {before}")).await?;
     for batch in summaries? {
         let c = Columns::new(&batch);
         let (sku, location, system) = (c.text(0)?, c.text(1)?, c.text(2)?);

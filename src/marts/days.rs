@@ -100,7 +100,8 @@ pub(super) fn bind_days(sql: &str, first: NaiveDate, last: NaiveDate, lag_days: 
 /// DataFusion pick its whole-input window operator, which shifts each column once; with
 /// only `lag` it streams, building a value per row, about eight times slower at 1 M rows.
 pub(super) fn lag_expressions(lag_days: i64) -> (String, String) {
-    let over = "over (order by sku, location_id, snapshot_date)";
+    let order = "order by sku, location_id, snapshot_date";
+    let over = format!("over ({order})");
     let mut priors = String::new();
     let mut arms = String::new();
     let on_hand_bucket = "s.on_hand is not null and p.on_hand is not null";
@@ -115,6 +116,6 @@ pub(super) fn lag_expressions(lag_days: i64) -> (String, String) {
     if arms.is_empty() {
         return (priors, "cast(null as bigint)".to_string());
     }
-    priors.push_str(", count(1) over (order by sku, location_id, snapshot_date rows between unbounded preceding and unbounded following) as window_rows");
+    priors.push_str(&format!(", count(1) over ({order} rows between unbounded preceding and unbounded following) as window_rows"));
     (priors, format!("(case when p.window_rows = 0 then null{arms} end)"))
 }
