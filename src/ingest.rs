@@ -4,6 +4,7 @@
 //! and the others go on; re-running the same files replaces, never duplicates.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use tracing::{debug, info, warn};
@@ -74,50 +75,53 @@ impl RunReport {
     }
 }
 
+/// A system or file name, shared by every row that carries it (a day brings 200 k rows).
+type Name = Arc<str>;
+
 struct SnapshotRow {
-    system: String,
+    system: Name,
     date: NaiveDate,
     location: String,
     sku: String,
     captured_at: Option<DateTime<Utc>>,
     buckets: Buckets,
-    file: String,
+    file: Name,
     line: usize,
 }
 
 struct MovementRow {
-    system: String,
+    system: Name,
     load_date: Option<NaiveDate>,
     m: crate::sources::MovementRecord,
     sku: String,
     bundle: Option<String>,
-    file: String,
+    file: Name,
     line: usize,
 }
 
 struct CountRow {
-    system: String,
+    system: Name,
     load_date: Option<NaiveDate>,
     c: crate::sources::CountRecord,
     sku: String,
     bundle: Option<String>,
-    file: String,
+    file: Name,
     line: usize,
 }
 
 struct QuarantineRow {
-    system: String,
+    system: Name,
     load_date: Option<NaiveDate>,
-    file: String,
+    file: Name,
     line: usize,
     raw: String,
     error: RowError,
 }
 
 struct UnmappedRow {
-    system: String,
+    system: Name,
     load_date: Option<NaiveDate>,
-    file: String,
+    file: Name,
     line: usize,
     location: String,
     external_id: String,
@@ -137,6 +141,21 @@ struct Loaded {
     movement_keys: BTreeSet<(String, Option<NaiveDate>)>,
     count_keys: BTreeSet<(String, Option<NaiveDate>)>,
     fingerprint: Fingerprint,
+}
+
+impl Loaded {
+    /// Adds one system's rows; its fingerprint enters as one value, in pipeline order.
+    fn absorb(&mut self, part: Loaded) {
+        self.snapshots.extend(part.snapshots);
+        self.movements.extend(part.movements);
+        self.counts.extend(part.counts);
+        self.quarantine.extend(part.quarantine);
+        self.unmapped.extend(part.unmapped);
+        self.snapshot_keys.extend(part.snapshot_keys);
+        self.movement_keys.extend(part.movement_keys);
+        self.count_keys.extend(part.count_keys);
+        self.fingerprint.add(&part.fingerprint.0.to_le_bytes());
+    }
 }
 
 pub async fn load_reference(pipeline: &Pipeline) -> Result<Reference> {
@@ -180,15 +199,21 @@ pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOption
     }
     let storage_options = pipeline.storage_options();
     let progress = crate::progress::bar("snapshot", 0);
+    progress.set_message("reading");
+    // Systems are read side by side (parsing runs on the blocking pool); their rows are
+    // merged in pipeline order, so the result does not depend on which finished first.
+    let reference = Arc::new(reference);
+    let reads = pipeline.systems.iter().map(|system| {
+        ingest_system(system.clone(), reference.clone(), options.date, (&storage_options, &pipeline.retry), progress.clone())
+    });
     let mut reports = Vec::new();
-    for system in &pipeline.systems {
-        progress.set_message(system.name().to_string());
-        let report = ingest_system(system, &reference, options, (&storage_options, &pipeline.retry), &progress, &mut loaded).await;
+    for (report, part) in futures::future::join_all(reads).await {
         info!(system = %report.system, status = report.status, rows_in = report.rows_in, accepted = report.accepted,
               quarantined = report.quarantined, unmapped = report.unmapped, "system read");
         for e in &report.errors {
             warn!(system = %report.system, "{e}");
         }
+        loaded.absorb(part);
         reports.push(report);
     }
     progress.set_message("committing");
@@ -225,14 +250,14 @@ pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOption
 }
 
 async fn ingest_system(
-    system: &SourceConfig,
-    reference: &Reference,
-    options: &RunOptions,
+    system: SourceConfig,
+    reference: Arc<Reference>,
+    date: Option<NaiveDate>,
     (storage_options, retry): (&[(String, String)], &crate::config::RetryPolicy),
-    progress: &indicatif::ProgressBar,
-    loaded: &mut Loaded,
-) -> SystemReport {
+    progress: indicatif::ProgressBar,
+) -> (SystemReport, Loaded) {
     let mut report = SystemReport { system: system.name().to_string(), kind: system.kind().to_string(), status: "ok", ..Default::default() };
+    let mut loaded = Loaded::default();
     let files = match Area::open(system.landing(), storage_options, retry) {
         Ok(area) => match area.list().await {
             Ok(files) => Some((area, files)),
@@ -248,10 +273,11 @@ async fn ingest_system(
     };
     let Some((area, files)) = files else {
         report.status = "failed";
-        return report;
+        return (report, loaded);
     };
-    let files: Vec<DroppedFile> = files.into_iter().filter(|f| options.date.is_none() || f.date == options.date).collect();
+    let files: Vec<DroppedFile> = files.into_iter().filter(|f| date.is_none() || f.date == date).collect();
     progress.inc_length(files.len() as u64);
+    let system = Arc::new(system);
     let mut unreadable = 0;
     let mut seen = HashMap::new();
     for file in &files {
@@ -265,41 +291,62 @@ async fn ingest_system(
                 continue;
             }
         };
-        loaded.fingerprint.add(system.name().as_bytes());
-        loaded.fingerprint.add(file.relative.as_bytes());
-        loaded.fingerprint.add(&bytes);
-        let mut parsed = system.parse(&bytes, file.stem());
-        if file.date.is_none() {
-            let error = RowError::new("<path>", format!("no YYYY-MM-DD date in the path '{}'", file.relative));
-            for line in &mut parsed.lines {
-                line.result = Err(error.clone());
-            }
-            parsed.file_error.get_or_insert(crate::sources::RowErrorAt { line: 0, error });
-        }
-        if let Some(fe) = &parsed.file_error {
-            report.errors.push(format!("{}:{}: field '{}': {}", file.display, fe.line, fe.error.field, fe.error.message));
-        }
-        let key = (system.name().to_string(), file.date);
-        if system.is_snapshot() {
-            loaded.snapshot_keys.insert(key);
-        } else if matches!(system, SourceConfig::MovementsCsv(_)) {
-            loaded.movement_keys.insert(key);
-        } else {
-            loaded.count_keys.insert(key);
-        }
-        for line in parsed.lines {
-            report.rows_in += 1;
-            match place(system.name(), file, line, reference, &mut seen, loaded) {
-                Placed::Accepted => report.accepted += 1,
-                Placed::Quarantined => report.quarantined += 1,
-                Placed::Unmapped => report.unmapped += 1,
-            }
-        }
+        let (system, reference, file) = (system.clone(), reference.clone(), file.clone());
+        let parsed = tokio::task::spawn_blocking(move || {
+            read_file(&system, &reference, &file, &bytes, &mut report, &mut seen, &mut loaded);
+            (report, seen, loaded)
+        })
+        .await;
+        (report, seen, loaded) = parsed.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     }
     if !report.errors.is_empty() {
         report.status = if unreadable == files.len() && !files.is_empty() { "failed" } else { "partial" };
     }
-    report
+    (report, loaded)
+}
+
+/// Parses one file and places each of its lines.
+fn read_file(
+    system: &SourceConfig,
+    reference: &Reference,
+    file: &DroppedFile,
+    bytes: &[u8],
+    report: &mut SystemReport,
+    seen: &mut HashMap<String, (Name, usize)>,
+    loaded: &mut Loaded,
+) {
+    loaded.fingerprint.add(system.name().as_bytes());
+    loaded.fingerprint.add(file.relative.as_bytes());
+    loaded.fingerprint.add(bytes);
+    let mut parsed = system.parse(bytes, file.stem());
+    if file.date.is_none() {
+        let error = RowError::new("<path>", format!("no YYYY-MM-DD date in the path '{}'", file.relative));
+        for line in &mut parsed.lines {
+            line.result = Err(error.clone());
+        }
+        parsed.file_error.get_or_insert(crate::sources::RowErrorAt { line: 0, error });
+    }
+    if let Some(fe) = &parsed.file_error {
+        report.errors.push(format!("{}:{}: field '{}': {}", file.display, fe.line, fe.error.field, fe.error.message));
+    }
+    let key = (system.name().to_string(), file.date);
+    if system.is_snapshot() {
+        loaded.snapshot_keys.insert(key);
+        loaded.snapshots.reserve(parsed.lines.len());
+    } else if matches!(system, SourceConfig::MovementsCsv(_)) {
+        loaded.movement_keys.insert(key);
+    } else {
+        loaded.count_keys.insert(key);
+    }
+    let names = (Name::from(system.name()), Name::from(file.display.as_str()));
+    for line in parsed.lines {
+        report.rows_in += 1;
+        match place(&names, file, line, reference, seen, loaded) {
+            Placed::Accepted => report.accepted += 1,
+            Placed::Quarantined => report.quarantined += 1,
+            Placed::Unmapped => report.unmapped += 1,
+        }
+    }
 }
 
 enum Placed {
@@ -310,16 +357,17 @@ enum Placed {
 
 /// Sends one line to exactly one of: a raw table, quarantine, unmapped.
 fn place(
-    system: &str,
+    (system_name, file_name): &(Name, Name),
     file: &DroppedFile,
     line: ParsedLine,
     reference: &Reference,
-    seen: &mut HashMap<String, (String, usize)>,
+    seen: &mut HashMap<String, (Name, usize)>,
     loaded: &mut Loaded,
 ) -> Placed {
+    let system: &str = system_name;
     let load_date = file.date;
     let quarantine = |loaded: &mut Loaded, raw: String, error: RowError| {
-        loaded.quarantine.push(QuarantineRow { system: system.to_string(), load_date, file: file.display.clone(), line: line.line, raw, error });
+        loaded.quarantine.push(QuarantineRow { system: system_name.clone(), load_date, file: file_name.clone(), line: line.line, raw, error });
         Placed::Quarantined
     };
     let record = match line.result {
@@ -338,9 +386,9 @@ fn place(
             Record::Count(c) => Some(c.counted_qty),
         };
         loaded.unmapped.push(UnmappedRow {
-            system: system.to_string(),
+            system: system_name.clone(),
             load_date,
-            file: file.display.clone(),
+            file: file_name.clone(),
             line: line.line,
             location: record.location().to_string(),
             external_id: record.external_id().to_string(),
@@ -362,17 +410,16 @@ fn place(
         let e = RowError::new("<line>", format!("duplicate of {first_file}:{first_line}"));
         return quarantine(loaded, line.raw, e);
     }
-    seen.insert(duplicate_key, (file.display.clone(), line.line));
-    let file_name = file.display.clone();
+    seen.insert(duplicate_key, (file_name.clone(), line.line));
     match record {
         Record::Snapshot(s) => loaded.snapshots.push(SnapshotRow {
-            system: system.to_string(),
+            system: system_name.clone(),
             date: load_date.expect("dateless files are quarantined"),
             location: s.location,
             sku: sku.to_string(),
             captured_at: s.captured_at,
             buckets: s.buckets,
-            file: file_name,
+            file: file_name.clone(),
             line: line.line,
         }),
         // A kit sold or counted moves its components: explode it.
@@ -381,7 +428,7 @@ fn place(
                 let mut m = m.clone();
                 m.qty *= per_kit;
                 loaded.movements.push(MovementRow {
-                    system: system.to_string(),
+                    system: system_name.clone(),
                     load_date,
                     m,
                     sku: component,
@@ -396,7 +443,7 @@ fn place(
                 let mut c = c.clone();
                 c.counted_qty *= per_kit;
                 loaded.counts.push(CountRow {
-                    system: system.to_string(),
+                    system: system_name.clone(),
                     load_date,
                     c,
                     sku: component,
@@ -456,10 +503,11 @@ async fn write_replacing(warehouse: &Warehouse, spec: &crate::warehouse::TableSp
 }
 
 async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<()> {
+    let clock = std::time::Instant::now();
     let rid = Some(run_id);
     let s = &loaded.snapshots;
     let mut b = BatchBuilder::new(&tables::SNAPSHOTS)
-        .str(s.iter().map(|r| Some(r.system.as_str())))
+        .str(s.iter().map(|r| Some(&*r.system)))
         .str(s.iter().map(|r| Some(r.location.as_str())))
         .str(s.iter().map(|r| Some(r.sku.as_str())))
         .date(s.iter().map(|r| Some(r.date)))
@@ -468,15 +516,16 @@ async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<
         b = b.int(s.iter().map(|r| bucket_value(&r.buckets, bucket)));
     }
     let batch = b
-        .str(s.iter().map(|r| Some(r.file.as_str())))
+        .str(s.iter().map(|r| Some(&*r.file)))
         .int(s.iter().map(|r| Some(r.line as i64)))
         .str(s.iter().map(|_| rid))
         .finish()?;
     write_replacing(warehouse, &tables::SNAPSHOTS, batch, replace_predicate(&loaded.snapshot_keys, "snapshot_date")).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "snapshots written");
 
     let m = &loaded.movements;
     let batch = BatchBuilder::new(&tables::MOVEMENTS)
-        .str(m.iter().map(|r| Some(r.system.as_str())))
+        .str(m.iter().map(|r| Some(&*r.system)))
         .date(m.iter().map(|r| r.load_date))
         .timestamp(m.iter().map(|r| Some(r.m.event_at)))
         .str(m.iter().map(|r| Some(r.m.location.as_str())))
@@ -487,16 +536,18 @@ async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<
         .str(m.iter().map(|r| r.m.reference.as_deref()))
         .str(m.iter().map(|r| r.m.counterparty.as_deref()))
         .str(m.iter().map(|r| r.bundle.as_deref()))
-        .str(m.iter().map(|r| Some(r.file.as_str())))
+        .str(m.iter().map(|r| Some(&*r.file)))
         .int(m.iter().map(|r| Some(r.line as i64)))
         .str(m.iter().map(|_| rid))
         .finish()?;
     write_replacing(warehouse, &tables::MOVEMENTS, batch, replace_predicate(&loaded.movement_keys, "load_date")).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "movements written");
 
     let book = book_quantities(loaded, warehouse).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "book quantities looked up");
     let c = &loaded.counts;
     let batch = BatchBuilder::new(&tables::COUNTS)
-        .str(c.iter().map(|r| Some(r.system.as_str())))
+        .str(c.iter().map(|r| Some(&*r.system)))
         .date(c.iter().map(|r| r.load_date))
         .date(c.iter().map(|r| Some(r.c.count_date)))
         .str(c.iter().map(|r| Some(r.c.location.as_str())))
@@ -505,32 +556,34 @@ async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<
         .int(c.iter().map(|r| book.get(&(r.c.count_date, r.c.location.clone(), r.sku.clone())).copied().flatten()))
         .boolean(c.iter().map(|r| Some(r.c.blind)))
         .str(c.iter().map(|r| r.bundle.as_deref()))
-        .str(c.iter().map(|r| Some(r.file.as_str())))
+        .str(c.iter().map(|r| Some(&*r.file)))
         .int(c.iter().map(|r| Some(r.line as i64)))
         .str(c.iter().map(|_| rid))
         .finish()?;
     write_replacing(warehouse, &tables::COUNTS, batch, replace_predicate(&loaded.count_keys, "load_date")).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "counts written");
 
     let all_keys: BTreeSet<_> = loaded.snapshot_keys.iter().chain(&loaded.movement_keys).chain(&loaded.count_keys).cloned().collect();
     let q = &loaded.quarantine;
     let messages: Vec<String> = q.iter().map(|r| format!("{}:{}: field '{}': {}", r.file, r.line, r.error.field, r.error.message)).collect();
     let batch = BatchBuilder::new(&tables::QUARANTINE)
         .str(q.iter().map(|_| rid))
-        .str(q.iter().map(|r| Some(r.system.as_str())))
+        .str(q.iter().map(|r| Some(&*r.system)))
         .date(q.iter().map(|r| r.load_date))
-        .str(q.iter().map(|r| Some(r.file.as_str())))
+        .str(q.iter().map(|r| Some(&*r.file)))
         .int(q.iter().map(|r| Some(r.line as i64)))
         .str(q.iter().map(|r| Some(r.error.field.as_str())))
         .str(q.iter().map(|r| Some(r.raw.as_str())))
         .str(messages.iter().map(|m| Some(m.as_str())))
         .finish()?;
     write_replacing(warehouse, &tables::QUARANTINE, batch, replace_predicate(&all_keys, "load_date")).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "quarantine written");
 
     let u = &loaded.unmapped;
     let batch = BatchBuilder::new(&tables::UNMAPPED_ROWS)
-        .str(u.iter().map(|r| Some(r.system.as_str())))
+        .str(u.iter().map(|r| Some(&*r.system)))
         .date(u.iter().map(|r| r.load_date))
-        .str(u.iter().map(|r| Some(r.file.as_str())))
+        .str(u.iter().map(|r| Some(&*r.file)))
         .int(u.iter().map(|r| Some(r.line as i64)))
         .str(u.iter().map(|r| Some(r.location.as_str())))
         .str(u.iter().map(|r| Some(r.external_id.as_str())))
@@ -538,6 +591,7 @@ async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<
         .str(u.iter().map(|_| rid))
         .finish()?;
     write_replacing(warehouse, &tables::UNMAPPED_ROWS, batch, replace_predicate(&all_keys, "load_date")).await?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "unmapped rows written");
     rebuild_unmapped_skus(warehouse).await
 }
 
