@@ -335,40 +335,168 @@ fn variances_sql(first_day: i64) -> String {
 /// The session table the series worth reading point by point are put in.
 const CANDIDATES: &str = "pattern_candidates";
 
-/// Per series of the trailing history: the counts behind the systems' base rates and what
-/// `Series::may_show_a_pattern` needs, with the pattern window of the newest day (the
-/// window of a series that ends earlier is its own: such series are always read).
-fn summaries_sql(first_day: i64, window_start: i64) -> String {
+/// The table the per-series counts are kept in between builds, so that a build that only
+/// adds a day counts that day (and the days leaving the history) instead of the whole history.
+pub const STATE: &str = "drift_patterns_state";
+
+/// A build adding more days than this counts the history afresh (cheaper than sliding).
+const MAX_SLIDE_DAYS: i64 = 7;
+
+/// The trailing history and pattern window (days) of a build whose newest day is `last_day`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span {
+    last_day: i64,
+    history: i64,
+    /// The pattern window, within the history.
+    window: i64,
+}
+
+impl Span {
+    fn new(last_day: i64, t: &Thresholds) -> Span {
+        let history = t.pattern_history_days.max(1);
+        Span { last_day, history, window: t.pattern_window_days.clamp(0, history) }
+    }
+
+    fn first_day(&self) -> i64 {
+        self.last_day - self.history + 1
+    }
+}
+
+/// The counts per series of the trailing history, in the columns of `STATE`: what the
+/// systems' base rates and `Series::may_show_a_pattern` need, the window being the newest
+/// day's (the window of a series that ends earlier is its own: such series are always read).
+fn counts_sql(span: Span) -> String {
     let nonzero = "explained_by is null and coalesce(delta, 0) <> 0";
-    let in_window = format!("arrow_cast(snapshot_date, 'Int32') > {window_start}");
+    let in_window = format!("arrow_cast(snapshot_date, 'Int32') > {}", span.last_day - span.window);
+    let count = |condition: &str| format!("arrow_cast(sum(case when {condition} then 1 else 0 end), 'Int64')");
     format!(
-        "select sku, location_id, system, count(*), max(arrow_cast(snapshot_date, 'Int32')),
-                sum(case when flagged and explained_by is null then 1 else 0 end),
-                sum(case when {nonzero} then 1 else 0 end),
-                sum(case when coalesce(system_qty, 0) <> coalesce(authoritative_qty, 0) then 1 else 0 end),
-                sum(case when {in_window} and {nonzero} then 1 else 0 end),
-                sum(case when {in_window} then 1 else 0 end)
-         from variances where snapshot_date >= arrow_cast(arrow_cast({first_day}, 'Int32'), 'Date32')
-         group by sku, location_id, system"
+        "select sku, location_id, system, arrow_cast(count(*), 'Int64') as n,
+                arrow_cast(max(arrow_cast(snapshot_date, 'Int32')), 'Int64') as last_day,
+                {} as flags, {} as nonzero, {} as differing, {} as window_nonzero, {} as window_days,
+                arrow_cast({}, 'Int64') as as_of, arrow_cast({}, 'Int64') as history_days, arrow_cast({}, 'Int64') as window_len
+         from variances
+         where snapshot_date >= arrow_cast(arrow_cast({}, 'Int32'), 'Date32')
+           and snapshot_date <= arrow_cast(arrow_cast({}, 'Int32'), 'Date32')
+         group by sku, location_id, system",
+        count("flagged and explained_by is null"),
+        count(nonzero),
+        count("coalesce(system_qty, 0) <> coalesce(authoritative_qty, 0)"),
+        count(&format!("{in_window} and {nonzero}")),
+        count(&in_window),
+        span.last_day,
+        span.history,
+        span.window,
+        span.first_day(),
+        span.last_day,
     )
 }
 
-/// Base rates per system, and the series that may show a pattern (`may_show_a_pattern` on
-/// per-series counts: a superset of the series it accepts).
-async fn summarise(ctx: &SessionContext, first_day: i64, last_day: i64, t: &Thresholds) -> Result<(HashMap<String, BaseRates>, RecordBatch)> {
-    let sql = summaries_sql(first_day, last_day - t.pattern_window_days);
-    let mut totals: HashMap<String, [i64; 3]> = HashMap::new();
-    let (mut skus, mut locations, mut systems) = (vec![], vec![], vec![]);
+/// The kept counts of `before` moved on to `now`: each variance row of a day that entered or
+/// left the history (or the window) counted +1 or -1, joined to the kept counts.
+fn slide_sql(before: Span, now: Span) -> String {
+    let day = "arrow_cast(snapshot_date, 'Int32')";
+    // Dates, not day numbers, in the filter: only the partitions of those days are read.
+    let date = |day: i64| format!("arrow_cast(arrow_cast({day}, 'Int32'), 'Date32')");
+    let within = |span: Span, length: i64| format!("(case when {day} > {} and {day} <= {} then 1 else 0 end)", span.last_day - length, span.last_day);
+    let history = format!("({} - {})", within(now, now.history), within(before, before.history));
+    let window = format!("({} - {})", within(now, now.window), within(before, before.window));
+    let nonzero = "(case when explained_by is null and coalesce(delta, 0) <> 0 then 1 else 0 end)";
+    // The days that entered the history, left it, or left the window.
+    let ranges = [(before.last_day, now.last_day), (before.last_day - before.history, now.last_day - now.history), (before.last_day - before.window, now.last_day - now.window)]
+        .iter()
+        .map(|(after, upto)| format!("(snapshot_date > {} and snapshot_date <= {})", date(*after), date(*upto)))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let keys = ["sku", "location_id", "system"].map(|k| format!("coalesce(k.{k}, d.{k}) as {k}")).join(", ");
+    let sum = |column: &str| format!("arrow_cast(coalesce(k.{column}, 0) + coalesce(d.{column}, 0), 'Int64')");
+    let (n, flags, nonzero_days, differing, window_nonzero, window_days) =
+        (sum("n"), sum("flags"), sum("nonzero"), sum("differing"), sum("window_nonzero"), sum("window_days"));
+    let (first, newest_before, as_of, history_days, window_len) = (date(before.first_day()), before.last_day, now.last_day, now.history, now.window);
+    format!(
+        "with changed as (
+             select sku, location_id, system,
+                    sum({history}) as n,
+                    max(case when {day} > {newest_before} then {day} end) as last_day,
+                    sum({history} * case when flagged and explained_by is null then 1 else 0 end) as flags,
+                    sum({history} * {nonzero}) as nonzero,
+                    sum({history} * case when coalesce(system_qty, 0) <> coalesce(authoritative_qty, 0) then 1 else 0 end) as differing,
+                    sum({window} * {nonzero}) as window_nonzero,
+                    sum({window}) as window_days
+             from variances
+             where snapshot_date >= {first} and ({ranges})
+             group by sku, location_id, system
+         )
+         select {keys}, {n} as n,
+                arrow_cast(greatest(coalesce(k.last_day, d.last_day), coalesce(d.last_day, k.last_day)), 'Int64') as last_day,
+                {flags} as flags, {nonzero_days} as nonzero, {differing} as differing,
+                {window_nonzero} as window_nonzero, {window_days} as window_days,
+                arrow_cast({as_of}, 'Int64') as as_of, arrow_cast({history_days}, 'Int64') as history_days,
+                arrow_cast({window_len}, 'Int64') as window_len
+         from {STATE} k
+         full join changed d on d.sku = k.sku and d.location_id = k.location_id and d.system = k.system
+         where {n} > 0"
+    )
+}
+
+/// The span the kept counts were made for, when they can be moved on to `now`: the build only
+/// added days after them (`append_from`), with the same history and window, and a few.
+async fn kept_span(ctx: &SessionContext, append_from: Option<i64>, now: Span) -> Result<Option<Span>> {
+    let Some(append_from) = append_from else { return Ok(None) };
+    if !ctx.table_exist(STATE).map_err(|e| Error::query("drift_patterns: kept counts", e))? {
+        return Ok(None);
+    }
+    let sql = format!(
+        "select min(as_of), max(as_of), min(history_days), max(history_days), min(window_len), max(window_len) from {STATE}"
+    );
+    let batches = collect(ctx, "drift_patterns: kept counts", &sql).await?;
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(None) };
+    let c = Columns::new(batch);
+    let values = (0..6).map(|i| Ok(c.int(i)?[0])).collect::<Result<Vec<_>>>()?;
+    let [Some(as_of), Some(as_of_max), Some(history), Some(history_max), Some(window), Some(window_max)] = values[..] else { return Ok(None) };
+    let before = Span { last_day: as_of, history, window };
+    let consistent = as_of == as_of_max && history == history_max && window == window_max;
+    let usable = consistent
+        && (history, window) == (now.history, now.window)
+        && as_of < append_from
+        && (0..=MAX_SLIDE_DAYS).contains(&(now.last_day - as_of));
+    Ok(usable.then_some(before))
+}
+
+/// The counts per series: the kept ones moved on when they can be, else counted afresh.
+async fn series_counts(ctx: &SessionContext, append_from: Option<i64>, now: Span) -> Result<Vec<RecordBatch>> {
+    if let Some(before) = kept_span(ctx, append_from, now).await? {
+        tracing::debug!(from = before.last_day, to = now.last_day, "drift_patterns: sliding the kept counts");
+        return collect_counts(ctx, &slide_sql(before, now)).await;
+    }
     // The rows come day by day, so the first 100 k (DataFusion's probe) hold as many series
     // as rows and it would skip aggregating within each partition, sending all 18 M rows (at
     // tier M) through the repartition to one final aggregate. Probe past a few days' rows.
     let probe = "datafusion.execution.skip_partial_aggregation_probe_rows_threshold";
     let before = ctx.copied_config().options().execution.skip_partial_aggregation_probe_rows_threshold;
     collect(ctx, "drift_patterns: settings", &format!("set {probe} = 5000000")).await?;
-    let summaries = collect(ctx, "drift_patterns: series", &sql).await;
+    let counts = collect_counts(ctx, &counts_sql(now)).await;
     collect(ctx, "drift_patterns: settings", &format!("set {probe} = {before}")).await?;
-    for batch in summaries? {
-        let c = Columns::new(&batch);
+    counts
+}
+
+/// The counts, with at least one (maybe empty) batch: they are kept, so their schema is needed.
+async fn collect_counts(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    let frame = ctx.sql(sql).await.map_err(|e| Error::query("drift_patterns: series counts", e))?;
+    let schema = frame.schema().inner().clone();
+    let mut batches = frame.collect().await.map_err(|e| Error::query("drift_patterns: series counts", e))?;
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    Ok(batches)
+}
+
+/// Base rates per system, and the series that may show a pattern (`may_show_a_pattern` on
+/// per-series counts: a superset of the series it accepts).
+fn summarise(counts: &[RecordBatch], last_day: i64) -> Result<(HashMap<String, BaseRates>, RecordBatch)> {
+    let mut totals: HashMap<String, [i64; 3]> = HashMap::new();
+    let (mut skus, mut locations, mut systems) = (vec![], vec![], vec![]);
+    for batch in counts {
+        let c = Columns::new(batch);
         let (sku, location, system) = (c.text(0)?, c.text(1)?, c.text(2)?);
         let counts = (3..10).map(|i| c.int(i)).collect::<Result<Vec<_>>>()?;
         for (i, ((sku, location), system)) in sku.into_iter().zip(location).zip(system).enumerate() {
@@ -578,12 +706,17 @@ async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>
     Ok(series)
 }
 
-pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+/// The mart's rows, and the per-series counts to keep for the next build (`STATE`).
+pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds, append_from: Option<i64>) -> BoxFuture<'a, Result<(Vec<RecordBatch>, Vec<RecordBatch>)>> {
     Box::pin(async move {
-        let Some(last_day) = crate::planning::as_of(ctx).await? else { return Ok(vec![Rows::default().finish()?]) };
-        let first_day = last_day - t.pattern_history_days.max(1) + 1;
+        let Some(last_day) = crate::planning::as_of(ctx).await? else {
+            return Ok((vec![Rows::default().finish()?], collect_counts(ctx, &counts_sql(Span::new(0, t))).await?));
+        };
+        let span = Span::new(last_day, t);
+        let first_day = span.first_day();
         let clock = std::time::Instant::now();
-        let (rates, candidates) = summarise(ctx, first_day, last_day, t).await?;
+        let counts = series_counts(ctx, append_from, span).await?;
+        let (rates, candidates) = summarise(&counts, last_day)?;
         tracing::debug!(seconds = clock.elapsed().as_secs_f64(), candidates = candidates.num_rows(), "drift_patterns: series summarised");
         let (series, ledger) = if candidates.num_rows() == 0 {
             (vec![], Ledger::default())
@@ -665,7 +798,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             rows.push(&series[*i], d, cause, layer);
         }
         tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "drift_patterns: series tested");
-        Ok(vec![rows.finish()?])
+        Ok((vec![rows.finish()?], counts))
     })
 }
 
@@ -800,6 +933,68 @@ mod tests {
         let quiet: Vec<i64> = (0..60).map(|d| if d % 20 == 7 { 1 } else { 0 }).collect();
         assert!(!prefilter(&series(&quiet, |_| 50)));
         assert!(!prefilter(&series(&[0; 40], |_| 50)));
+    }
+
+    /// Variances of three series over 12 days: noise, gaps, flags, explained rows.
+    fn variances_table() -> RecordBatch {
+        let (mut sku, mut location, mut system, mut day, mut sq, mut aq, mut delta, mut flagged, mut explained) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        for (s, series) in ["A", "B", "C"].iter().enumerate() {
+            for d in 0..12i32 {
+                // Series C stops after day 7; B misses every third day.
+                if (s == 2 && d > 7) || (s == 1 && d % 3 == 0) {
+                    continue;
+                }
+                let dlt = [(d * 7 + s as i32) % 5 - 2, 15, (d % 4) * 6][s] as i64;
+                sku.push(series.to_string());
+                location.push("L1".to_string());
+                system.push("erp".to_string());
+                day.push(20_600 + d);
+                sq.push(Some(100 + dlt));
+                aq.push(Some(100));
+                delta.push(Some(dlt));
+                flagged.push(Some(dlt.abs() > 10));
+                explained.push((d % 5 == 1).then(|| "lag".to_string()));
+            }
+        }
+        RecordBatch::try_from_iter([
+            ("sku", Arc::new(StringArray::from(sku)) as ArrayRef),
+            ("location_id", Arc::new(StringArray::from(location))),
+            ("system", Arc::new(StringArray::from(system))),
+            ("snapshot_date", Arc::new(Date32Array::from(day))),
+            ("system_qty", Arc::new(Int64Array::from(sq))),
+            ("authoritative_qty", Arc::new(Int64Array::from(aq))),
+            ("delta", Arc::new(Int64Array::from(delta))),
+            ("flagged", Arc::new(arrow::array::BooleanArray::from(flagged))),
+            ("explained_by", Arc::new(StringArray::from(explained))),
+        ])
+        .unwrap()
+    }
+
+    async fn sorted(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+        let batches = collect(ctx, "test", &format!("select * from ({sql}) order by sku")).await.unwrap();
+        vec![arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()]
+    }
+
+    #[tokio::test]
+    async fn sliding_the_kept_counts_equals_counting_afresh() {
+        let ctx = SessionContext::new();
+        ctx.register_batch("variances", variances_table()).unwrap();
+        for (history, window) in [(5, 3), (5, 5), (4, 0), (20, 6)] {
+            for (before, steps) in [(20_605, 1), (20_606, 2), (20_608, 3), (20_609, 2)] {
+                let span = |last_day| Span { last_day, history, window };
+                let kept = sorted(&ctx, &counts_sql(span(before))).await;
+                ctx.deregister_table(STATE).unwrap();
+                ctx.register_batch(STATE, kept[0].clone()).unwrap();
+                let slid = sorted(&ctx, &slide_sql(span(before), span(before + steps))).await;
+                let afresh = sorted(&ctx, &counts_sql(span(before + steps))).await;
+                assert!(afresh[0].num_rows() >= 2, "series to compare");
+                // Compared as values: the two queries differ only in nullability.
+                let text = |b: &RecordBatch| -> Vec<Vec<Option<i64>>> { (3..13).map(|i| Columns::new(b).int(i).unwrap()).collect() };
+                assert_eq!(text(&slid[0]), text(&afresh[0]), "history {history}, window {window}, {before} + {steps}");
+                assert_eq!(Columns::new(&slid[0]).text(0).unwrap(), Columns::new(&afresh[0]).text(0).unwrap());
+            }
+        }
     }
 
     #[test]

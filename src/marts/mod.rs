@@ -28,6 +28,9 @@ pub struct Model {
 /// What a statistics function returns: the mart's rows, later.
 pub type Batches<'a> = BoxFuture<'a, Result<Vec<RecordBatch>>>;
 
+/// The mart's rows and the state kept for the next build.
+pub type Kept<'a> = BoxFuture<'a, Result<(Vec<RecordBatch>, Vec<RecordBatch>)>>;
+
 /// How a mart is made: a SQL model, or a statistics function over the session.
 pub enum Recipe {
     Sql(&'static str),
@@ -41,6 +44,10 @@ pub enum Recipe {
     /// the week's ABC classes): given the first new day when the build only added days after
     /// the ones built before, else `None` (make everything again).
     Walk(for<'a> fn(&'a SessionContext, &'a Thresholds, Option<i64>) -> Batches<'a>),
+    /// A `Walk` that keeps what it needs to go on in a table of its own (`state`): given the
+    /// first new day, with that table in the session, when the build only adds days; returns
+    /// the mart's rows and the state to keep.
+    Sliding { state: &'static str, build: for<'a> fn(&'a SessionContext, &'a Thresholds, Option<i64>) -> Kept<'a> },
     /// The same, made by a statistics function given the first week to recompute.
     WeeklyRust(for<'a> fn(&'a SessionContext, &'a Thresholds, NaiveDate) -> Batches<'a>),
     Rust(for<'a> fn(&'a SessionContext, &'a Thresholds) -> Batches<'a>),
@@ -58,7 +65,7 @@ impl Mart {
     fn recipe_sql(&self) -> Option<&'static str> {
         match self.recipe {
             Recipe::Sql(sql) | Recipe::Daily(sql) | Recipe::Weekly(sql) => Some(sql),
-            Recipe::Rust(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) => None,
+            Recipe::Rust(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) | Recipe::Sliding { .. } => None,
         }
     }
 }
@@ -85,7 +92,11 @@ pub const MARTS: &[Mart] = &[
     },
     Mart { name: "sku_classes", recipe: Recipe::Walk(drift::abc::build), tests: None },
     Mart { name: "variance_trends", recipe: Recipe::WeeklyRust(drift::trends::build), tests: None },
-    Mart { name: "drift_patterns", recipe: Recipe::Rust(drift::patterns::build), tests: None },
+    Mart {
+        name: "drift_patterns",
+        recipe: Recipe::Sliding { state: drift::patterns::STATE, build: drift::patterns::build },
+        tests: None,
+    },
     Mart {
         name: "exceptions",
         recipe: Recipe::Walk(drift::exceptions::build),
@@ -170,7 +181,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
         let started = std::time::Instant::now();
         let rows = match &mart.recipe {
             Recipe::Daily(sql) => build_days(warehouse, &ctx, mart, sql, &plan, &mut report.failed_tests).await?,
-            Recipe::Weekly(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) if plan.first_week.is_none() && warehouse.load(mart.name).await?.is_some() => 0,
+            Recipe::Weekly(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) | Recipe::Sliding { .. } if plan.first_week.is_none() && warehouse.load(mart.name).await?.is_some() => 0,
             Recipe::Weekly(sql) => build_weeks(warehouse, &ctx, mart, sql, &plan).await?,
             _ => build_whole(warehouse, &ctx, mart, &plan, &mut report.failed_tests).await?,
         };
@@ -276,11 +287,20 @@ async fn build_weeks(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, s
 async fn build_whole(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, plan: &Plan, failed: &mut FailedTests) -> Result<usize> {
     let context = format!("mart {}", mart.name);
     let week = plan.first_week.unwrap_or(EARLIEST).max(EARLIEST);
+    let mut kept = None;
     let batches = match mart.recipe {
         Recipe::Sql(sql) => collect(ctx, &context, sql).await?,
         Recipe::Rust(build) => build(ctx, &plan.thresholds).await?,
         Recipe::WeeklyRust(build) => build(ctx, &plan.thresholds, week).await?,
         Recipe::Walk(build) => build(ctx, &plan.thresholds, plan.append_from).await?,
+        Recipe::Sliding { state, build } => {
+            if plan.append_from.is_some() {
+                warehouse.register(ctx, &[state]).await?;
+            }
+            let (rows, state_rows) = build(ctx, &plan.thresholds, plan.append_from).await?;
+            kept = Some((state, state_rows));
+            rows
+        }
         Recipe::Daily(_) | Recipe::Weekly(_) => unreachable!("built by build_days and build_weeks"),
     };
     let rows = batches.iter().map(|b| b.num_rows()).sum();
@@ -295,6 +315,11 @@ async fn build_whole(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, p
     };
     warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &[] }, batches, mode).await?;
     warehouse.register(ctx, &[mart.name]).await?;
+    // After the mart: kept state newer than the mart is never read against an older one.
+    if let Some((state, rows)) = kept {
+        let schema = rows.first().map(|b| b.schema()).ok_or_else(|| Error::Usage(format!("{context} kept no schema")))?;
+        warehouse.write(&TableSpec { name: state, schema, partition_by: &[] }, rows, Write::All).await?;
+    }
     if let Some(tests) = mart.tests {
         failed.extend(run_tests(ctx, mart.name, tests).await?);
     }

@@ -29,6 +29,15 @@ async fn incremental_marts(warehouse: &Warehouse) -> Vec<Vec<String>> {
     out
 }
 
+/// drift_patterns' per-series counts kept for the next build, as text rows.
+async fn kept_counts(warehouse: &Warehouse) -> Vec<String> {
+    let ctx = warehouse.session(&[stocktake::drift::patterns::STATE]).await.unwrap();
+    let sql = "select concat_ws('|', sku, location_id, system, n, last_day, flags, nonzero, differing, window_nonzero, window_days, as_of)
+               from drift_patterns_state order by 1";
+    let batches = stocktake::warehouse::collect(&ctx, "kept counts", sql).await.unwrap();
+    batches.iter().flat_map(|b| stocktake::warehouse::strings(b, 0).unwrap()).map(Option::unwrap).collect()
+}
+
 fn built(report: &marts::BuildReport, mart: &str) -> usize {
     report.rows.iter().find(|(name, _)| *name == mart).map(|(_, rows)| *rows).unwrap()
 }
@@ -38,6 +47,11 @@ async fn new_days_are_built_alone_and_agree_with_a_full_build() {
     let dir = tempfile::tempdir().unwrap();
     let (data, warehouse_dir) = (dir.path().join("data"), dir.path().join("warehouse"));
     generate_tier_s(&data, &warehouse_dir, 8);
+    // A short pattern history, so that days leave it (and its window) as new ones arrive.
+    let toml = std::fs::read_to_string(data.join("pipeline.toml")).unwrap();
+    let toml = toml.replacen("[thresholds]\n", "[thresholds]\npattern_history_days = 4\npattern_window_days = 2\n", 1);
+    assert!(toml.contains("pattern_history_days = 4"));
+    std::fs::write(data.join("pipeline.toml"), toml).unwrap();
     let pipeline = Pipeline::load(&data.join("pipeline.toml")).unwrap();
     let warehouse = Warehouse::for_pipeline(&pipeline).unwrap();
     let mut days: Vec<NaiveDate> = std::fs::read_dir(data.join("landing/pos"))
@@ -70,8 +84,15 @@ async fn new_days_are_built_alone_and_agree_with_a_full_build() {
     assert_eq!(marts::build(&warehouse, false).await.unwrap().scope, Scope::From(days[7]));
     let appended = incremental_marts(&warehouse).await;
     assert!(appended[5].len() > 10, "exceptions open and close over these days: {:?}", appended[5].len());
+    // drift_patterns moved its kept counts on by the new day (twice since the first build).
+    let slid = kept_counts(&warehouse).await;
+    let newest = (days[7] - NaiveDate::default()).num_days().to_string();
+    assert!(slid.len() > 5000 && slid.iter().all(|r| r.ends_with(&format!("|{newest}"))), "{} rows, as of {newest}", slid.len());
     marts::build(&warehouse, true).await.unwrap();
     assert_eq!(incremental_marts(&warehouse).await, appended, "a build after a new day agrees with a full build");
+    let afresh = kept_counts(&warehouse).await;
+    let difference = afresh.iter().zip(&slid).find(|(a, b)| a != b);
+    assert!(afresh.len() == slid.len() && difference.is_none(), "counts moved on by a day agree with counts made afresh: {difference:?}");
 
     // The day before is loaded again (a retry): back to that day.
     ingest_day(days[6]).await;
