@@ -520,8 +520,7 @@ async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<
         .int(s.iter().map(|r| Some(r.line as i64)))
         .str(s.iter().map(|_| rid))
         .finish()?;
-    write_replacing(warehouse, &tables::SNAPSHOTS, batch, replace_predicate(&loaded.snapshot_keys, "snapshot_date")).await?;
-    debug!(seconds = clock.elapsed().as_secs_f64(), "snapshots written");
+    let snapshots = write_replacing(warehouse, &tables::SNAPSHOTS, batch, replace_predicate(&loaded.snapshot_keys, "snapshot_date"));
 
     let m = &loaded.movements;
     let batch = BatchBuilder::new(&tables::MOVEMENTS)
@@ -540,11 +539,40 @@ async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<
         .int(m.iter().map(|r| Some(r.line as i64)))
         .str(m.iter().map(|_| rid))
         .finish()?;
-    write_replacing(warehouse, &tables::MOVEMENTS, batch, replace_predicate(&loaded.movement_keys, "load_date")).await?;
-    debug!(seconds = clock.elapsed().as_secs_f64(), "movements written");
+    let movements = write_replacing(warehouse, &tables::MOVEMENTS, batch, replace_predicate(&loaded.movement_keys, "load_date"));
 
+    let all_keys: BTreeSet<_> = loaded.snapshot_keys.iter().chain(&loaded.movement_keys).chain(&loaded.count_keys).cloned().collect();
+    let q = &loaded.quarantine;
+    let messages: Vec<String> = q.iter().map(|r| format!("{}:{}: field '{}': {}", r.file, r.line, r.error.field, r.error.message)).collect();
+    let batch = BatchBuilder::new(&tables::QUARANTINE)
+        .str(q.iter().map(|_| rid))
+        .str(q.iter().map(|r| Some(&*r.system)))
+        .date(q.iter().map(|r| r.load_date))
+        .str(q.iter().map(|r| Some(&*r.file)))
+        .int(q.iter().map(|r| Some(r.line as i64)))
+        .str(q.iter().map(|r| Some(r.error.field.as_str())))
+        .str(q.iter().map(|r| Some(r.raw.as_str())))
+        .str(messages.iter().map(|m| Some(m.as_str())))
+        .finish()?;
+    let quarantine = write_replacing(warehouse, &tables::QUARANTINE, batch, replace_predicate(&all_keys, "load_date"));
+
+    let u = &loaded.unmapped;
+    let batch = BatchBuilder::new(&tables::UNMAPPED_ROWS)
+        .str(u.iter().map(|r| Some(&*r.system)))
+        .date(u.iter().map(|r| r.load_date))
+        .str(u.iter().map(|r| Some(&*r.file)))
+        .int(u.iter().map(|r| Some(r.line as i64)))
+        .str(u.iter().map(|r| Some(r.location.as_str())))
+        .str(u.iter().map(|r| Some(r.external_id.as_str())))
+        .int(u.iter().map(|r| r.units))
+        .str(u.iter().map(|_| rid))
+        .finish()?;
+    let unmapped = write_replacing(warehouse, &tables::UNMAPPED_ROWS, batch, replace_predicate(&all_keys, "load_date"));
+    // Separate tables, each its own commit: written side by side. Counts come after the
+    // snapshots, whose book quantities they freeze.
+    futures::try_join!(snapshots, movements, quarantine, unmapped)?;
+    debug!(seconds = clock.elapsed().as_secs_f64(), "snapshots, movements, quarantine and unmapped rows written");
     let book = book_quantities(loaded, warehouse).await?;
-    debug!(seconds = clock.elapsed().as_secs_f64(), "book quantities looked up");
     let c = &loaded.counts;
     let batch = BatchBuilder::new(&tables::COUNTS)
         .str(c.iter().map(|r| Some(&*r.system)))
@@ -562,36 +590,6 @@ async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<
         .finish()?;
     write_replacing(warehouse, &tables::COUNTS, batch, replace_predicate(&loaded.count_keys, "load_date")).await?;
     debug!(seconds = clock.elapsed().as_secs_f64(), "counts written");
-
-    let all_keys: BTreeSet<_> = loaded.snapshot_keys.iter().chain(&loaded.movement_keys).chain(&loaded.count_keys).cloned().collect();
-    let q = &loaded.quarantine;
-    let messages: Vec<String> = q.iter().map(|r| format!("{}:{}: field '{}': {}", r.file, r.line, r.error.field, r.error.message)).collect();
-    let batch = BatchBuilder::new(&tables::QUARANTINE)
-        .str(q.iter().map(|_| rid))
-        .str(q.iter().map(|r| Some(&*r.system)))
-        .date(q.iter().map(|r| r.load_date))
-        .str(q.iter().map(|r| Some(&*r.file)))
-        .int(q.iter().map(|r| Some(r.line as i64)))
-        .str(q.iter().map(|r| Some(r.error.field.as_str())))
-        .str(q.iter().map(|r| Some(r.raw.as_str())))
-        .str(messages.iter().map(|m| Some(m.as_str())))
-        .finish()?;
-    write_replacing(warehouse, &tables::QUARANTINE, batch, replace_predicate(&all_keys, "load_date")).await?;
-    debug!(seconds = clock.elapsed().as_secs_f64(), "quarantine written");
-
-    let u = &loaded.unmapped;
-    let batch = BatchBuilder::new(&tables::UNMAPPED_ROWS)
-        .str(u.iter().map(|r| Some(&*r.system)))
-        .date(u.iter().map(|r| r.load_date))
-        .str(u.iter().map(|r| Some(&*r.file)))
-        .int(u.iter().map(|r| Some(r.line as i64)))
-        .str(u.iter().map(|r| Some(r.location.as_str())))
-        .str(u.iter().map(|r| Some(r.external_id.as_str())))
-        .int(u.iter().map(|r| r.units))
-        .str(u.iter().map(|_| rid))
-        .finish()?;
-    write_replacing(warehouse, &tables::UNMAPPED_ROWS, batch, replace_predicate(&all_keys, "load_date")).await?;
-    debug!(seconds = clock.elapsed().as_secs_f64(), "unmapped rows written");
     rebuild_unmapped_skus(warehouse).await
 }
 
@@ -691,7 +689,7 @@ async fn write_reference(pipeline: &Pipeline, r: &Reference, warehouse: &Warehou
         .float(s.iter().map(|x| Some(x.lead_time_sd)))
         .boolean(s.iter().map(|x| Some(x.is_bundle)))
         .finish()?;
-    warehouse.write(&tables::SKUS, vec![batch], Write::All).await?;
+    let skus = batch;
     let l = &r.locations;
     let batch = BatchBuilder::new(&tables::LOCATIONS)
         .str(l.iter().map(|x| Some(x.location_id.as_str())))
@@ -700,28 +698,38 @@ async fn write_reference(pipeline: &Pipeline, r: &Reference, warehouse: &Warehou
         .str(l.iter().map(|x| Some(x.region.as_str())))
         .str(l.iter().map(|x| Some(x.country.as_str())))
         .finish()?;
-    warehouse.write(&tables::LOCATIONS, vec![batch], Write::All).await?;
+    let locations = batch;
     let a = &r.aliases;
     let batch = BatchBuilder::new(&tables::SKU_ALIASES)
         .str(a.iter().map(|x| Some(x.system.as_str())))
         .str(a.iter().map(|x| Some(x.external_id.as_str())))
         .str(a.iter().map(|x| Some(x.sku.as_str())))
         .finish()?;
-    warehouse.write(&tables::SKU_ALIASES, vec![batch], Write::All).await?;
+    let aliases = batch;
     let b = &r.bundles;
     let batch = BatchBuilder::new(&tables::BUNDLES)
         .str(b.iter().map(|x| Some(x.bundle_sku.as_str())))
         .str(b.iter().map(|x| Some(x.component_sku.as_str())))
         .int(b.iter().map(|x| Some(x.qty)))
         .finish()?;
-    warehouse.write(&tables::BUNDLES, vec![batch], Write::All).await?;
+    let bundles = batch;
     let batch = BatchBuilder::new(&tables::AUTHORITY)
         .str(pipeline.authority.keys().map(|k| Some(k.as_str())))
         .str(pipeline.authority.values().map(|v| Some(v.as_str())))
         .finish()?;
-    warehouse.write(&tables::AUTHORITY, vec![batch], Write::All).await?;
-    let (spec, batch) = tables::thresholds_batch(&pipeline.thresholds)?;
-    warehouse.write(&spec, vec![batch], Write::All).await
+    let authority = batch;
+    let (thresholds_spec, thresholds) = tables::thresholds_batch(&pipeline.thresholds)?;
+    // Six small tables, each its own commit: written side by side.
+    let tables = [
+        (&*tables::SKUS, skus),
+        (&*tables::LOCATIONS, locations),
+        (&*tables::SKU_ALIASES, aliases),
+        (&*tables::BUNDLES, bundles),
+        (&*tables::AUTHORITY, authority),
+        (&thresholds_spec, thresholds),
+    ];
+    futures::future::try_join_all(tables.into_iter().map(|(spec, batch)| warehouse.write(spec, vec![batch], Write::All))).await?;
+    Ok(())
 }
 
 async fn record_run(report: &RunReport, options: &RunOptions, warehouse: &Warehouse) -> Result<()> {
