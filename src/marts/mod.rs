@@ -219,7 +219,9 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
     for (i, &(first, last)) in plan.chunks.iter().enumerate() {
         let bind = |sql: &str| bind_days(sql, first, last, plan.thresholds.lag_days);
         let context = format!("mart {} ({first} to {last})", mart.name);
+        let clock = std::time::Instant::now();
         let batches = collect(ctx, &context, &bind(sql)).await?;
+        let computed = clock.elapsed().as_secs_f64();
         rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
         let schema = schema_of(ctx, &context, &bind(sql), &batches).await?;
         let spec = TableSpec { name: mart.name, schema, partition_by: &["snapshot_date"] };
@@ -237,6 +239,7 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
             Err(_) if plan.whole && i == 0 => warehouse.write(&spec, batches, Write::All).await?,
             result => result?,
         }
+        debug!(mart = mart.name, %first, %last, computed, written = clock.elapsed().as_secs_f64() - computed, "days built");
         warehouse.register(ctx, &[mart.name]).await?;
         if let Some(tests) = mart.tests {
             failed.extend(run_tests(ctx, mart.name, &bind(tests)).await?);
