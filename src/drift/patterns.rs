@@ -439,7 +439,9 @@ fn slide_sql(before: Span, now: Span) -> String {
 }
 
 /// The span the kept counts were made for, when they can be moved on to `now`: the build only
-/// added days after them (`append_from`), with the same history and window, and a few.
+/// adds days after them (`append_from`; the days up to theirs are then as they were counted,
+/// since a build that rebuilt one would have counted afresh or failed before finishing and
+/// left nothing to append), with the same history and window, and only a few days.
 async fn kept_span(ctx: &SessionContext, append_from: Option<i64>, now: Span) -> Result<Option<Span>> {
     let Some(append_from) = append_from else { return Ok(None) };
     if !ctx.table_exist(STATE).map_err(|e| Error::query("drift_patterns: kept counts", e))? {

@@ -318,7 +318,8 @@ async fn build_whole(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, p
     };
     warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &[] }, batches, mode).await?;
     warehouse.register(ctx, &[mart.name]).await?;
-    // After the mart: kept state newer than the mart is never read against an older one.
+    // The state last: if writing it fails, the build fails and the next one, finding the
+    // new days already built, counts afresh instead of going on from stale state.
     if let Some((state, rows)) = kept {
         let schema = rows.first().map(|b| b.schema()).ok_or_else(|| Error::Usage(format!("{context} kept no schema")))?;
         warehouse.write(&TableSpec { name: state, schema, partition_by: &[] }, rows, Write::All).await?;
