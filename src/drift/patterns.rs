@@ -328,12 +328,25 @@ fn variances_sql(first_day: i64) -> String {
                 v.delta, v.flagged, v.explained_by is not null as explained, v.in_transit
          from variances v
          join {CANDIDATES} c on c.sku = v.sku and c.location_id = v.location_id and c.system = v.system
-         where v.snapshot_date >= arrow_cast(arrow_cast({first_day}, 'Int32'), 'Date32')"
+         where v.snapshot_date >= {}",
+        date_literal(first_day)
     )
 }
 
 /// The session table the series worth reading point by point are put in.
 const CANDIDATES: &str = "pattern_candidates";
+
+/// A day number as a date literal: filters on `snapshot_date` in this form read only the
+/// partitions of those days.
+fn date_literal(day: i64) -> String {
+    format!("arrow_cast(arrow_cast({day}, 'Int32'), 'Date32')")
+}
+
+/// What a variance row counts as in the per-series counts. Counting afresh and sliding both
+/// use these, so they cannot disagree.
+const REAL_FLAG: &str = "flagged and explained_by is null";
+const REAL_NONZERO: &str = "explained_by is null and coalesce(delta, 0) <> 0";
+const DIFFERING: &str = "coalesce(system_qty, 0) <> coalesce(authoritative_qty, 0)";
 
 /// The table the per-series counts are kept in between builds, so that a build that only
 /// adds a day counts that day (and the days leaving the history) instead of the whole history.
@@ -366,7 +379,6 @@ impl Span {
 /// systems' base rates and `Series::may_show_a_pattern` need, the window being the newest
 /// day's (the window of a series that ends earlier is its own: such series are always read).
 fn counts_sql(span: Span) -> String {
-    let nonzero = "explained_by is null and coalesce(delta, 0) <> 0";
     let in_window = format!("arrow_cast(snapshot_date, 'Int32') > {}", span.last_day - span.window);
     let count = |condition: &str| format!("arrow_cast(sum(case when {condition} then 1 else 0 end), 'Int64')");
     format!(
@@ -375,19 +387,18 @@ fn counts_sql(span: Span) -> String {
                 {} as flags, {} as nonzero, {} as differing, {} as window_nonzero, {} as window_days,
                 arrow_cast({}, 'Int64') as as_of, arrow_cast({}, 'Int64') as history_days, arrow_cast({}, 'Int64') as window_len
          from variances
-         where snapshot_date >= arrow_cast(arrow_cast({}, 'Int32'), 'Date32')
-           and snapshot_date <= arrow_cast(arrow_cast({}, 'Int32'), 'Date32')
+         where snapshot_date >= {} and snapshot_date <= {}
          group by sku, location_id, system",
-        count("flagged and explained_by is null"),
-        count(nonzero),
-        count("coalesce(system_qty, 0) <> coalesce(authoritative_qty, 0)"),
-        count(&format!("{in_window} and {nonzero}")),
+        count(REAL_FLAG),
+        count(REAL_NONZERO),
+        count(DIFFERING),
+        count(&format!("{in_window} and {REAL_NONZERO}")),
         count(&in_window),
         span.last_day,
         span.history,
         span.window,
-        span.first_day(),
-        span.last_day,
+        date_literal(span.first_day()),
+        date_literal(span.last_day),
     )
 }
 
@@ -395,31 +406,31 @@ fn counts_sql(span: Span) -> String {
 /// left the history (or the window) counted +1 or -1, joined to the kept counts.
 fn slide_sql(before: Span, now: Span) -> String {
     let day = "arrow_cast(snapshot_date, 'Int32')";
-    // Dates, not day numbers, in the filter: only the partitions of those days are read.
-    let date = |day: i64| format!("arrow_cast(arrow_cast({day}, 'Int32'), 'Date32')");
     let within = |span: Span, length: i64| format!("(case when {day} > {} and {day} <= {} then 1 else 0 end)", span.last_day - length, span.last_day);
     let history = format!("({} - {})", within(now, now.history), within(before, before.history));
     let window = format!("({} - {})", within(now, now.window), within(before, before.window));
-    let nonzero = "(case when explained_by is null and coalesce(delta, 0) <> 0 then 1 else 0 end)";
+    let one = |condition: &str| format!("(case when {condition} then 1 else 0 end)");
+    let nonzero = one(REAL_NONZERO);
+    let (flag, differs) = (one(REAL_FLAG), one(DIFFERING));
     // The days that entered the history, left it, or left the window.
     let ranges = [(before.last_day, now.last_day), (before.last_day - before.history, now.last_day - now.history), (before.last_day - before.window, now.last_day - now.window)]
         .iter()
-        .map(|(after, upto)| format!("(snapshot_date > {} and snapshot_date <= {})", date(*after), date(*upto)))
+        .map(|(after, upto)| format!("(snapshot_date > {} and snapshot_date <= {})", date_literal(*after), date_literal(*upto)))
         .collect::<Vec<_>>()
         .join(" or ");
     let keys = ["sku", "location_id", "system"].map(|k| format!("coalesce(k.{k}, d.{k}) as {k}")).join(", ");
     let sum = |column: &str| format!("arrow_cast(coalesce(k.{column}, 0) + coalesce(d.{column}, 0), 'Int64')");
     let (n, flags, nonzero_days, differing, window_nonzero, window_days) =
         (sum("n"), sum("flags"), sum("nonzero"), sum("differing"), sum("window_nonzero"), sum("window_days"));
-    let (first, newest_before, as_of, history_days, window_len) = (date(before.first_day()), before.last_day, now.last_day, now.history, now.window);
+    let (first, newest_before, as_of, history_days, window_len) = (date_literal(before.first_day()), before.last_day, now.last_day, now.history, now.window);
     format!(
         "with changed as (
              select sku, location_id, system,
                     sum({history}) as n,
                     max(case when {day} > {newest_before} then {day} end) as last_day,
-                    sum({history} * case when flagged and explained_by is null then 1 else 0 end) as flags,
+                    sum({history} * {flag}) as flags,
                     sum({history} * {nonzero}) as nonzero,
-                    sum({history} * case when coalesce(system_qty, 0) <> coalesce(authoritative_qty, 0) then 1 else 0 end) as differing,
+                    sum({history} * {differs}) as differing,
                     sum({window} * {nonzero}) as window_nonzero,
                     sum({window}) as window_days
              from variances
@@ -539,9 +550,9 @@ fn ledger_sql(first_day: i64) -> String {
                 m.bundle_sku is not null as from_kit, coalesce(m.reason_code, '') = '' as unreasoned, m.qty
          from movements m
          join (select distinct sku, location_id from {CANDIDATES}) c on c.sku = m.sku and c.location_id = m.location_id
-         where m.load_date >= arrow_cast(arrow_cast({}, 'Int32'), 'Date32')
+         where m.load_date >= {}
            and arrow_cast(arrow_cast(m.event_at, 'Date32'), 'Int32') >= {first_day}",
-        first_day - 2
+        date_literal(first_day - 2)
     )
 }
 

@@ -3,7 +3,6 @@
 //! every data line (with its 1-based line number and original text) so that nothing is
 //! lost, and leaves the decision about a bad line to the source that knows its columns.
 
-
 /// A field problem on one line; becomes a `quarantine` row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowError {
