@@ -146,7 +146,7 @@ impl Warehouse {
 
     /// A DataFusion session with every existing table of `names` registered by name.
     pub async fn session(&self, names: &[&str]) -> Result<SessionContext> {
-        let ctx = SessionContext::new();
+        let ctx = SessionContext::new_with_config(session_config()?);
         self.register(&ctx, names).await?;
         Ok(ctx)
     }
@@ -162,6 +162,12 @@ impl Warehouse {
         }
         Ok(())
     }
+}
+
+/// DataFusion's settings: its defaults, overridden by `DATAFUSION_*` environment variables
+/// (`DATAFUSION_EXECUTION_TARGET_PARTITIONS=4` sets `datafusion.execution.target_partitions`).
+fn session_config() -> Result<datafusion::prelude::SessionConfig> {
+    datafusion::prelude::SessionConfig::from_env().map_err(|e| Error::query("reading DATAFUSION_* settings", e))
 }
 
 /// Parquet settings of every table written: DataFusion's defaults, but Snappy (the Delta

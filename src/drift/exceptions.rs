@@ -132,11 +132,28 @@ async fn carry_over(ctx: &SessionContext, keys: &mut SeriesKeys, islands: &mut W
 }
 
 /// Walks the variances of days `first..=last`, each series in day order.
+///
+/// Only the series that are beyond tolerance in these days or still running from earlier
+/// days are read: a day within tolerance changes nothing for any other series, and most
+/// series never leave tolerance, so this keeps the rows handed to Rust to a few per cent.
 async fn walk_days(ctx: &SessionContext, first: i64, last: i64, keys: &mut SeriesKeys, islands: &mut Walks) -> Result<()> {
     let date = |d: i64| format!("DATE '{}'", super::date_from_days(d));
+    ctx.deregister_table(RUNNING).map_err(|e| Error::query("exceptions: running", e))?;
+    ctx.register_batch(RUNNING, running_series(keys, islands)?).map_err(|e| Error::query("exceptions: running", e))?;
     let sql = format!(
-        "select sku, location_id, system, arrow_cast(snapshot_date, 'Int32'), delta, flagged and explained_by is null
-         from variances where snapshot_date >= {} and snapshot_date <= {}",
+        "with days as (
+             select sku, location_id, system, arrow_cast(snapshot_date, 'Int32') as day, delta,
+                    flagged and explained_by is null as beyond
+             from variances where snapshot_date >= {} and snapshot_date <= {}
+         ),
+         walked as (
+             select distinct sku, location_id, system from days where beyond
+             union
+             select sku, location_id, system from {RUNNING}
+         )
+         select d.sku, d.location_id, d.system, d.day, d.delta, d.beyond
+         from days d
+         join walked w on w.sku = d.sku and w.location_id = d.location_id and w.system = d.system",
         date(first),
         date(last)
     );
@@ -169,6 +186,22 @@ async fn walk_days(ctx: &SessionContext, first: i64, last: i64, keys: &mut Serie
         }
     }
     Ok(())
+}
+
+/// The table of series still beyond tolerance (`walk_days` reads their every day).
+const RUNNING: &str = "exceptions_running";
+
+fn running_series(keys: &SeriesKeys, islands: &Walks) -> Result<RecordBatch> {
+    let (mut sku, mut location, mut system) = (vec![], vec![], vec![]);
+    for (id, _) in islands.iter().filter(|(_, walk)| walk.running.is_some()) {
+        let (s, l, y) = keys.key(*id);
+        sku.push(s);
+        location.push(l);
+        system.push(y);
+    }
+    let text = |name: &str| Field::new(name, DataType::Utf8, false);
+    let schema = Arc::new(Schema::new(vec![text("sku"), text("location_id"), text("system")]));
+    RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(sku)) as ArrayRef, Arc::new(StringArray::from(location)), Arc::new(StringArray::from(system))]).map_err(|e| Error::arrow("listing running exceptions", e))
 }
 
 async fn load_counts(ctx: &SessionContext) -> Result<HashMap<(String, String), Vec<i64>>> {
