@@ -6,9 +6,17 @@
 -- incoming, so adding the systems' own in-transit figures would count every transfer twice.
 --
 -- Built for the days $first_day to $last_day at a time (stocktake fills them in).
+-- The authoritative rows are picked from `snapshots` before their SKUs are looked up (which
+-- stg_snapshots does for every system's rows): a third of the rows to join. DataFusion keeps
+-- joins in the order written and hashes the left side when it cannot tell the sizes (so the
+-- 40-odd locations come first in the last join).
 with snapshots as (
-    select * from stg_snapshots
+    select * from snapshots
     where snapshot_date >= $first_day and snapshot_date <= $last_day
+),
+
+skus as (
+    select sku, unit_cost, is_bundle from skus
 ),
 
 authority as (
@@ -19,15 +27,19 @@ transfers as (
     select * from stg_transfers
 ),
 
+-- Bundles are left out, as in stg_snapshots: a kit's stock is its components'.
 authoritative as (
-    select s.*
+    select s.*, arrow_cast(s.snapshot_date, 'Int32') as day_number, k.unit_cost
     from snapshots s
     join authority a
         on a.location_id = s.location_id and a.authoritative_system = s.system
+    join skus k on k.sku = s.sku
+    where not k.is_bundle
 ),
 
+-- Read from the partition column alone.
 days as (
-    select distinct snapshot_date, day_number from snapshots
+    select distinct snapshot_date, arrow_cast(snapshot_date, 'Int32') as day_number from snapshots
 ),
 
 -- Units on the road to each location at the end of each day. A position exists where the
@@ -46,14 +58,11 @@ in_transit as (
     group by d.snapshot_date, t.sku, t.location_id
 ),
 
-final as (
+located as (
     select
         coalesce(a.snapshot_date, t.snapshot_date) as snapshot_date,
         coalesce(a.sku, t.sku) as sku,
         coalesce(a.location_id, t.location_id) as location_id,
-        l.region,
-        l.location_type,
-        l.authoritative_system,
         a.on_hand,
         a.available,
         a.committed,
@@ -62,13 +71,32 @@ final as (
         coalesce(t.units, 0) as in_transit,
         a.unsellable,
         a.pending_inspection,
-        a.unit_cost,
-        a.on_hand * a.unit_cost as on_hand_value
+        a.unit_cost
     from authoritative a
     full outer join in_transit t
         on t.snapshot_date = a.snapshot_date and t.sku = a.sku and t.location_id = a.location_id
-    join authority l
-        on l.location_id = coalesce(a.location_id, t.location_id)
+),
+
+final as (
+    select
+        p.snapshot_date,
+        p.sku,
+        p.location_id,
+        l.region,
+        l.location_type,
+        l.authoritative_system,
+        p.on_hand,
+        p.available,
+        p.committed,
+        p.reserved,
+        p.inbound,
+        p.in_transit,
+        p.unsellable,
+        p.pending_inspection,
+        p.unit_cost,
+        p.on_hand * p.unit_cost as on_hand_value
+    from authority l
+    join located p on p.location_id = l.location_id
 )
 
 select * from final
