@@ -222,8 +222,8 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
         Ok::<_, Error>((batches, clock.elapsed().as_secs_f64()))
     };
     let mut rows = 0;
-    // The next range is computed while this one is written (a day mart reads only other
-    // tables): computing and writing each leave part of the cores idle.
+    // The next range is computed while this one is written and tested (a day mart reads
+    // only other tables): computing and writing each leave part of the cores idle.
     let mut next = match plan.chunks.first() {
         Some(&chunk) => Some(compute(chunk).await?),
         None => None,
@@ -250,9 +250,14 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
                 result => result?,
             }
             warehouse.register(ctx, &[mart.name]).await?;
-            Ok::<_, Error>(clock.elapsed().as_secs_f64())
+            let written = clock.elapsed().as_secs_f64();
+            let failed = match mart.tests {
+                Some(tests) => run_tests(ctx, mart.name, &bind(tests, (first, last))).await?,
+                None => vec![],
+            };
+            Ok::<_, Error>((written, failed))
         };
-        let (written, computed_next) = match plan.chunks.get(i + 1) {
+        let ((written, failed_tests), computed_next) = match plan.chunks.get(i + 1) {
             Some(&chunk) => {
                 let (written, computed) = tokio::join!(write, compute(chunk));
                 (written?, Some(computed?))
@@ -260,10 +265,8 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
             None => (write.await?, None),
         };
         next = computed_next;
+        failed.extend(failed_tests);
         debug!(mart = mart.name, %first, %last, computed, written, "days built");
-        if let Some(tests) = mart.tests {
-            failed.extend(run_tests(ctx, mart.name, &bind(tests, (first, last))).await?);
-        }
     }
     if plan.chunks.is_empty() && (plan.whole || warehouse.load(mart.name).await?.is_none()) {
         let schema = schema_of(ctx, mart.name, &bind_days(sql, NaiveDate::MIN, NaiveDate::MIN, 0), &[]).await?;
