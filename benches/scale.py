@@ -9,10 +9,15 @@ Steps, each a separate process so its wall time and peak RSS are its own:
   build      `stocktake build`: every mart; the peer computes positions, variances, ABC
              classes and weekly variance trends
   daily      the last day's files arrive: `stocktake run --date LAST` (ingest + build)
-Prints a table and the ratio stocktake / DuckDB for ingest and build, and daily / build.
+  rounds     with --rounds N, N-1 more full builds of each (`stocktake build --full`, the
+             peer's build), alternated, all over the whole history
+Prints a table and the ratio stocktake / DuckDB for ingest and build (of the median builds),
+and daily / build. On a shared machine a run's wall time can vary by 10-20 %: alternating
+rounds puts both tools through the same quiet and busy spells.
 """
 
 import argparse
+import statistics
 import os
 import platform
 import shutil
@@ -76,6 +81,7 @@ def main():
     parser.add_argument("--work", default="/tmp/stocktake-bench")
     parser.add_argument("--bin", help="a built stocktake binary (default: cargo build --release)")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1, help="full builds of each tool, alternated (ratios of the medians)")
     a = parser.parse_args()
 
     target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/stocktake-target"))
@@ -135,12 +141,27 @@ def main():
     # The peer loads the whole history (including the last day) once, then builds.
     peer = [sys.executable, str(ROOT / "benches/duckdb_peer.py")]
     figures["duckdb ingest"] = run([*peer, "load", str(data), str(duck)])[:2]
-    figures["duckdb build"] = run([*peer, "build", str(data), str(duck)])[:2]
+    peer_builds = [run([*peer, "build", str(data), str(duck)])[:2]]
+    builds = [(figures["build"], figures[PEER_STEP])] if "build" in figures else []
+    for round_ in range(2, a.rounds + 1):
+        build = run([stocktake, "-v", "build", "--full", "--warehouse", str(warehouse)], may_fail=True)
+        if build:
+            marts = mart_seconds(build[2])
+            builds.append((build[:2], (sum(marts.get(m, 0.0) for m in PEER_MARTS), build[1])))
+        peer_builds.append(run([*peer, "build", str(data), str(duck)])[:2])
+        print(f"round {round_}: stocktake build {build[0] if build else float('nan'):.1f}s "
+              f"(the peer's marts {builds[-1][1][0] if build else float('nan'):.1f}s), duckdb build {peer_builds[-1][0]:.1f}s", flush=True)
+    median = lambda runs: (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
+    figures["duckdb build"] = median(peer_builds)
+    if builds:
+        figures["build"] = median([b for b, _ in builds])
+        figures[PEER_STEP] = median([p for _, p in builds])
 
     import duckdb
 
     print()
-    print(f"tier {a.tier} on {platform.node()} ({os.cpu_count()} cores, {platform.machine()}), duckdb {duckdb.__version__}")
+    print(f"tier {a.tier} on {platform.node()} ({os.cpu_count()} cores, {platform.machine()}), duckdb {duckdb.__version__}"
+          + (f"; builds: median of {a.rounds} rounds" if a.rounds > 1 else ""))
     print(f"{'step':<22} {'seconds':>9} {'peak RSS MiB':>13}")
     for name, (seconds, rss) in figures.items():
         print(f"{name:<22} {seconds:>9.1f} {rss:>13.0f}")
