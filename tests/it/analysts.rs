@@ -98,7 +98,11 @@ fn any_address_but_loopback_needs_a_password_and_checks_it() {
 fn the_shell_runs_statements_and_example_files_and_keeps_history() {
     let (dir, _) = shared_demo();
     let history = tempfile::NamedTempFile::new().unwrap();
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/examples");
+    // Read when the test runs, not baked in when it compiled: a test binary reused from a
+    // build in another clone of the repository (one target directory for all) would look
+    // for the files in that clone.
+    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let examples = std::path::Path::new(&root).join("sql/examples");
     let input = format!(
         "select count(*) as skus\nfrom skus;\n\\i {}\nselect nonsense from nowhere;\n\\d\n\\q\n",
         examples.join("worst_systems_this_month.sql").display()
