@@ -735,7 +735,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds, append_from: Option
             (vec![], Ledger::default())
         } else {
             ctx.register_batch(CANDIDATES, candidates).map_err(|e| Error::query("drift_patterns: candidates", e))?;
-            let loaded: Result<_> = async { Ok((load_series(ctx, first_day).await?, load_ledger(ctx, first_day).await?)) }.await;
+            let loaded = futures::try_join!(load_series(ctx, first_day), load_ledger(ctx, first_day));
             ctx.deregister_table(CANDIDATES).map_err(|e| Error::query("drift_patterns: candidates", e))?;
             loaded?
         };

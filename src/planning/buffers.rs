@@ -64,9 +64,13 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let today = as_of(ctx).await?.unwrap_or(0);
         let first_day = today - t.demand_window_days + 1;
         let window = |sql: &str| super::bind_window(sql, today, first_day);
-        let sales = per_pair(ctx, "buffer_recommendations: sales", &window(SALES)).await?;
-        let deltas = per_pair(ctx, "buffer_recommendations: deltas", &window(DELTAS)).await?;
-        let measured = per_pair(ctx, "buffer_recommendations: lags", LAGS).await?;
+        // Side by side: each is a scan then an aggregate's single-threaded tail.
+        let (sales_sql, deltas_sql) = (window(SALES), window(DELTAS));
+        let (sales, deltas, measured) = futures::try_join!(
+            per_pair(ctx, "buffer_recommendations: sales", &sales_sql),
+            per_pair(ctx, "buffer_recommendations: deltas", &deltas_sql),
+            per_pair(ctx, "buffer_recommendations: lags", LAGS),
+        )?;
 
         let mut keys: Vec<&(String, String)> = sales.keys().filter(|(_, system)| selling.contains(&system.as_str())).collect();
         keys.sort();

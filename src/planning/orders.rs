@@ -101,9 +101,18 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let classes = classes(ctx).await?;
         let first_day = today - t.demand_window_days + 1;
 
-        let sales = per_pair(ctx, "purchase_recommendations: sales", &super::bind_window(SALES, today, first_day)).await?;
+        let window = |sql: &str| super::bind_window(sql, today, first_day);
+        // Side by side: each is a scan then an aggregate's single-threaded tail.
+        let queries = [SALES, DISAGREEMENTS, STALE, POSITIONS].map(window);
+        let (sales, disagreements, exceptions, staleness, positions) = futures::try_join!(
+            per_pair(ctx, "purchase_recommendations: sales", &queries[0]),
+            collect(ctx, "purchase_recommendations: disagreements", &queries[1]),
+            collect(ctx, "purchase_recommendations: exceptions", OPEN_EXCEPTIONS),
+            collect(ctx, "purchase_recommendations: staleness", &queries[2]),
+            collect(ctx, "purchase_recommendations: positions", &queries[3]),
+        )?;
         let mut holds: HashMap<(String, String), Vec<String>> = HashMap::new();
-        for b in collect(ctx, "purchase_recommendations: disagreements", &super::bind_window(DISAGREEMENTS, today, first_day)).await? {
+        for b in disagreements {
             let c = Columns::new(&b);
             for ((sku, region), systems) in c.text(0)?.into_iter().zip(c.text(1)?).zip(c.text(2)?) {
                 if let (Some(sku), Some(region)) = (sku, region) {
@@ -111,7 +120,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
                 }
             }
         }
-        for b in collect(ctx, "purchase_recommendations: exceptions", OPEN_EXCEPTIONS).await? {
+        for b in exceptions {
             let c = Columns::new(&b);
             let (skus, regions, n, days) = (c.text(0)?, c.text(1)?, c.int(2)?, c.int(3)?);
             for i in 0..b.num_rows() {
@@ -122,7 +131,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             }
         }
         let mut stale: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for b in collect(ctx, "purchase_recommendations: staleness", &super::bind_window(STALE, today, first_day)).await? {
+        for b in staleness {
             let c = Columns::new(&b);
             let (regions, systems, locations, age) = (c.text(0)?, c.text(1)?, c.text(2)?, c.int(3)?);
             for i in 0..b.num_rows() {
@@ -134,7 +143,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         }
 
         let mut rows = Rows::default();
-        for b in collect(ctx, "purchase_recommendations: positions", &super::bind_window(POSITIONS, today, first_day)).await? {
+        for b in positions {
             let c = Columns::new(&b);
             let (skus, regions, positions) = (c.text(0)?, c.text(1)?, c.float(2)?);
             let (lead, lead_sd, pack, moq) = (c.float(3)?, c.float(4)?, c.int(5)?, c.int(6)?);
