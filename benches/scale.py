@@ -17,10 +17,10 @@ rounds puts both tools through the same quiet and busy spells.
 """
 
 import argparse
-import statistics
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -74,6 +74,12 @@ def mart_seconds(log):
     return out
 
 
+def peer_marts(build):
+    """(seconds, peak RSS) of a build's marts that the peer computes too, from its log."""
+    marts = mart_seconds(build[2])
+    return sum(marts.get(m, 0.0) for m in PEER_MARTS), build[1]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tier", default="S")
@@ -124,10 +130,9 @@ def main():
     build = run([stocktake, "-v", "build", "--warehouse", str(warehouse)], may_fail=True)
     if build:
         figures["build"] = build[:2]
-        marts = mart_seconds(build[2])
-        figures[PEER_STEP] = (sum(marts.get(m, 0.0) for m in PEER_MARTS), build[1])
+        figures[PEER_STEP] = peer_marts(build)
         print(f"stocktake build: {figures['build'][0]:.1f}s, peak RSS {figures['build'][1]:.0f} MiB; "
-              + ", ".join(f"{name} {seconds:.1f}" for name, seconds in marts.items()), flush=True)
+              + ", ".join(f"{name} {seconds:.1f}" for name, seconds in mart_seconds(build[2]).items()), flush=True)
         for system_dir in held.iterdir():
             shutil.move(str(system_dir / last), str(data / "landing" / system_dir.name / last))
         daily = run([stocktake, "--quiet", "run", pipeline, "--date", last], may_fail=True)
@@ -146,11 +151,10 @@ def main():
     for round_ in range(2, a.rounds + 1):
         build = run([stocktake, "-v", "build", "--full", "--warehouse", str(warehouse)], may_fail=True)
         if build:
-            marts = mart_seconds(build[2])
-            builds.append((build[:2], (sum(marts.get(m, 0.0) for m in PEER_MARTS), build[1])))
+            builds.append((build[:2], peer_marts(build)))
         peer_builds.append(run([*peer, "build", str(data), str(duck)])[:2])
-        print(f"round {round_}: stocktake build {build[0] if build else float('nan'):.1f}s "
-              f"(the peer's marts {builds[-1][1][0] if build else float('nan'):.1f}s), duckdb build {peer_builds[-1][0]:.1f}s", flush=True)
+        ours = f"stocktake build {build[0]:.1f}s (the peer's marts {builds[-1][1][0]:.1f}s)" if build else "stocktake build failed"
+        print(f"round {round_}: {ours}, duckdb build {peer_builds[-1][0]:.1f}s", flush=True)
     median = lambda runs: (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
     figures["duckdb build"] = median(peer_builds)
     if builds:

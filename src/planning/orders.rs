@@ -103,13 +103,13 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
 
         let window = |sql: &str| super::bind_window(sql, today, first_day);
         // Side by side: each is a scan then an aggregate's single-threaded tail.
-        let queries = [SALES, DISAGREEMENTS, STALE, POSITIONS].map(window);
+        let [sales_sql, disagreements_sql, stale_sql, positions_sql] = [SALES, DISAGREEMENTS, STALE, POSITIONS].map(window);
         let (sales, disagreements, exceptions, staleness, positions) = futures::try_join!(
-            per_pair(ctx, "purchase_recommendations: sales", &queries[0]),
-            collect(ctx, "purchase_recommendations: disagreements", &queries[1]),
+            per_pair(ctx, "purchase_recommendations: sales", &sales_sql),
+            collect(ctx, "purchase_recommendations: disagreements", &disagreements_sql),
             collect(ctx, "purchase_recommendations: exceptions", OPEN_EXCEPTIONS),
-            collect(ctx, "purchase_recommendations: staleness", &queries[2]),
-            collect(ctx, "purchase_recommendations: positions", &queries[3]),
+            collect(ctx, "purchase_recommendations: staleness", &stale_sql),
+            collect(ctx, "purchase_recommendations: positions", &positions_sql),
         )?;
         let mut holds: HashMap<(String, String), Vec<String>> = HashMap::new();
         for b in disagreements {
