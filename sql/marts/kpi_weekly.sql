@@ -74,21 +74,24 @@ count_facts as (
     where c.book_qty is not null and c.count_date >= $first_week and c.count_date < $end_week
 ),
 
-variance_facts as (
+-- Per day, not per week: the week and the region (a location's) are attached to the few
+-- thousand summed rows, not computed or joined for each of the millions read.
+variance_days as (
     select
-        arrow_cast(date_trunc('week', v.snapshot_date), 'Date32') as week,
+        v.snapshot_date,
         coalesce(k.abc_class, 'C') as abc_class,
         v.location_id,
-        v.region,
         v.system,
-        v.flagged and v.explained_by is null as real_variance,
-        v.flagged and v.explained_by is not null as explained_variance,
-        v.explained_by,
-        v.lag_days,
-        v.value_delta
+        sum(case when v.flagged and v.explained_by is null then 1.0 else 0.0 end) as real_variances,
+        sum(case when v.flagged and v.explained_by is not null then 1.0 else 0.0 end) as explained_variances,
+        sum(case when v.flagged and v.explained_by is null then round(abs(v.value_delta) * 100) else 0.0 end) as value_cents,
+        sum(case when v.explained_by = 'lag' then cast(v.lag_days as double) end) as lag_days,
+        sum(case when v.explained_by = 'lag' and v.lag_days is not null then 1.0 else 0.0 end) as lag_observations,
+        count(*) as observations
     from variances v
     left join classes k on k.sku = v.sku
     where v.snapshot_date >= $first_week and v.snapshot_date < $end_week
+    group by v.snapshot_date, coalesce(k.abc_class, 'C'), v.location_id, v.system
 ),
 
 exception_facts as (
@@ -128,33 +131,41 @@ latest_snapshot as (
     group by w.week, s.system, s.location_id
 ),
 
--- The large inputs (snapshots, variances) are summed per week and segment key first, so the
--- grouping sets below see thousands of rows, not hundreds of millions; every metric is a
--- ratio of sums (num / den), or a median or distinct count over small row-level inputs.
-snapshot_totals as (
-    select week, abc_class, location_id, region, system, sum(oversold) as oversold, count(*) as observations
-    from (
-        select arrow_cast(date_trunc('week', s.snapshot_date), 'Date32') as week, k.abc_class,
-               s.location_id, l.region, s.system, case when s.available < 0 then 1.0 else 0.0 end as oversold
-        from snapshots s
-        join stocked_classes k on k.sku = s.sku
-        left join locations l on l.location_id = s.location_id
-        where s.snapshot_date >= $first_week and s.snapshot_date < $end_week
-    ) rows
-    group by week, abc_class, location_id, region, system
+-- The large inputs (snapshots, variances) are summed per day and segment key first, then per
+-- week, so the grouping sets below see thousands of rows, not hundreds of millions; every
+-- metric is a ratio of sums (num / den), or a median or distinct count over small row-level
+-- inputs.
+snapshot_days as (
+    select s.snapshot_date, k.abc_class, s.location_id, s.system,
+           sum(case when s.available < 0 then 1.0 else 0.0 end) as oversold, count(*) as observations
+    from snapshots s
+    join stocked_classes k on k.sku = s.sku
+    where s.snapshot_date >= $first_week and s.snapshot_date < $end_week
+    group by s.snapshot_date, k.abc_class, s.location_id, s.system
 ),
 
+snapshot_totals as (
+    select arrow_cast(date_trunc('week', d.snapshot_date), 'Date32') as week, d.abc_class, d.location_id, l.region, d.system,
+           sum(d.oversold) as oversold, sum(d.observations) as observations
+    from snapshot_days d
+    left join locations l on l.location_id = d.location_id
+    group by 1, 2, 3, 4, 5
+),
+
+-- Every sum here is of whole numbers (counts, cents, days), so summing days then weeks
+-- gives exactly the weekly sum.
 variance_totals as (
     select
-        week, abc_class, location_id, region, system,
-        sum(case when real_variance then 1.0 else 0.0 end) as real_variances,
-        sum(case when explained_variance then 1.0 else 0.0 end) as explained_variances,
-        sum(case when real_variance then round(abs(value_delta) * 100) else 0.0 end) as value_cents,
-        sum(case when explained_by = 'lag' then cast(lag_days as double) end) as lag_days,
-        sum(case when explained_by = 'lag' and lag_days is not null then 1.0 else 0.0 end) as lag_observations,
-        count(*) as observations
-    from variance_facts
-    group by week, abc_class, location_id, region, system
+        arrow_cast(date_trunc('week', d.snapshot_date), 'Date32') as week, d.abc_class, d.location_id, l.region, d.system,
+        sum(d.real_variances) as real_variances,
+        sum(d.explained_variances) as explained_variances,
+        sum(d.value_cents) as value_cents,
+        sum(d.lag_days) as lag_days,
+        sum(d.lag_observations) as lag_observations,
+        sum(d.observations) as observations
+    from variance_days d
+    left join locations l on l.location_id = d.location_id
+    group by 1, 2, 3, 4, 5
 ),
 
 facts as (

@@ -23,24 +23,48 @@ classes as (
     select sku, abc_class from sku_classes
 ),
 
-final as (
+-- Summed per day first, then per week: the week and the region (a location's) are attached to
+-- the few thousand summed rows, not computed or joined for each of the millions read. The
+-- sums are of whole numbers (counts, units, cents), so they are exact in any order and each
+-- mean is the same number as an average over the rows.
+days as (
     select
-        arrow_cast(date_trunc('week', v.snapshot_date), 'Date32') as week,
+        v.snapshot_date,
         coalesce(c.abc_class, 'C') as abc_class,
         v.location_id,
-        v.region,
         v.system,
         count(*) as observations,
-        avg(case when v.flagged and v.explained_by is null then 1.0 else 0.0 end) as flagged_rate,
-        avg(case when v.flagged and v.explained_by is not null then 1.0 else 0.0 end) as explained_rate,
-        avg(abs(v.delta)) as mean_abs_delta,
-        avg(case when v.explained_by is null then abs(v.delta) else 0 end) as mean_abs_real_delta,
-        avg(v.delta) as signed_bias,
-        -- Summed in whole cents: integer-valued floats add up exactly in any order, so
-        -- parallel aggregation gives the same figure on every run.
-        sum(case when v.flagged and v.explained_by is null then round(abs(v.value_delta) * 100) else 0 end) / 100.0 as value_delta
+        sum(case when v.flagged and v.explained_by is null then 1.0 else 0.0 end) as flagged,
+        sum(case when v.flagged and v.explained_by is not null then 1.0 else 0.0 end) as explained,
+        sum(abs(v.delta)) as abs_delta,
+        sum(case when v.explained_by is null then abs(v.delta) else 0 end) as abs_real_delta,
+        sum(v.delta) as delta,
+        sum(case when v.flagged and v.explained_by is null then round(abs(v.value_delta) * 100) else 0 end) as value_cents
     from variances v
     left join classes c on c.sku = v.sku
+    group by v.snapshot_date, coalesce(c.abc_class, 'C'), v.location_id, v.system
+),
+
+locations as (
+    select location_id, region from locations
+),
+
+final as (
+    select
+        arrow_cast(date_trunc('week', d.snapshot_date), 'Date32') as week,
+        d.abc_class,
+        d.location_id,
+        l.region,
+        d.system,
+        sum(d.observations) as observations,
+        sum(d.flagged) / cast(sum(d.observations) as double) as flagged_rate,
+        sum(d.explained) / cast(sum(d.observations) as double) as explained_rate,
+        cast(sum(d.abs_delta) as double) / cast(sum(d.observations) as double) as mean_abs_delta,
+        cast(sum(d.abs_real_delta) as double) / cast(sum(d.observations) as double) as mean_abs_real_delta,
+        cast(sum(d.delta) as double) / cast(sum(d.observations) as double) as signed_bias,
+        sum(d.value_cents) / 100.0 as value_delta
+    from days d
+    left join locations l on l.location_id = d.location_id
     group by 1, 2, 3, 4, 5
 )
 
