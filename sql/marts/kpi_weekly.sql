@@ -74,26 +74,6 @@ count_facts as (
     where c.book_qty is not null and c.count_date >= $first_week and c.count_date < $end_week
 ),
 
--- Per day, not per week: the week and the region (a location's) are attached to the few
--- thousand summed rows, not computed or joined for each of the millions read.
-variance_days as (
-    select
-        v.snapshot_date,
-        coalesce(k.abc_class, 'C') as abc_class,
-        v.location_id,
-        v.system,
-        sum(case when v.flagged and v.explained_by is null then 1.0 else 0.0 end) as real_variances,
-        sum(case when v.flagged and v.explained_by is not null then 1.0 else 0.0 end) as explained_variances,
-        sum(case when v.flagged and v.explained_by is null then round(abs(v.value_delta) * 100) else 0.0 end) as value_cents,
-        sum(case when v.explained_by = 'lag' then cast(v.lag_days as double) end) as lag_days,
-        sum(case when v.explained_by = 'lag' and v.lag_days is not null then 1.0 else 0.0 end) as lag_observations,
-        count(*) as observations
-    from variances v
-    left join classes k on k.sku = v.sku
-    where v.snapshot_date >= $first_week and v.snapshot_date < $end_week
-    group by v.snapshot_date, coalesce(k.abc_class, 'C'), v.location_id, v.system
-),
-
 exception_facts as (
     select
         w.week,
@@ -132,9 +112,11 @@ latest_snapshot as (
 ),
 
 -- The large inputs (snapshots, variances) are summed per day and segment key first, then per
--- week, so the grouping sets below see thousands of rows, not hundreds of millions; every
--- metric is a ratio of sums (num / den), or a median or distinct count over small row-level
--- inputs.
+-- week: the week and the region (a location's) are attached to the few thousand summed rows,
+-- not computed or joined for each of the millions read, and the grouping sets below see
+-- thousands of rows, not hundreds of millions. Every sum is of whole numbers (counts, cents,
+-- days), so days then weeks give exactly the weekly sum. Every metric is a ratio of sums
+-- (num / den), or a median or distinct count over small row-level inputs.
 snapshot_days as (
     select s.snapshot_date, k.abc_class, s.location_id, s.system,
            sum(case when s.available < 0 then 1.0 else 0.0 end) as oversold, count(*) as observations
@@ -152,8 +134,24 @@ snapshot_totals as (
     group by 1, 2, 3, 4, 5
 ),
 
--- Every sum here is of whole numbers (counts, cents, days), so summing days then weeks
--- gives exactly the weekly sum.
+variance_days as (
+    select
+        v.snapshot_date,
+        coalesce(k.abc_class, 'C') as abc_class,
+        v.location_id,
+        v.system,
+        sum(case when v.flagged and v.explained_by is null then 1.0 else 0.0 end) as real_variances,
+        sum(case when v.flagged and v.explained_by is not null then 1.0 else 0.0 end) as explained_variances,
+        sum(case when v.flagged and v.explained_by is null then round(abs(v.value_delta) * 100) else 0.0 end) as value_cents,
+        sum(case when v.explained_by = 'lag' then cast(v.lag_days as double) end) as lag_days,
+        sum(case when v.explained_by = 'lag' and v.lag_days is not null then 1.0 else 0.0 end) as lag_observations,
+        count(*) as observations
+    from variances v
+    left join classes k on k.sku = v.sku
+    where v.snapshot_date >= $first_week and v.snapshot_date < $end_week
+    group by v.snapshot_date, coalesce(k.abc_class, 'C'), v.location_id, v.system
+),
+
 variance_totals as (
     select
         arrow_cast(date_trunc('week', d.snapshot_date), 'Date32') as week, d.abc_class, d.location_id, l.region, d.system,
