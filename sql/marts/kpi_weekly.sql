@@ -17,7 +17,9 @@
 --   stale_systems               systems whose newest snapshot (at a location) is older than
 --                               `stale_after_days` at the end of the week (or at the newest
 --                               snapshot of all, for the week in progress)
--- Segments: count-based KPIs have no system; stale_systems has no ABC class.
+-- Segments: count-based KPIs have no system; stale_systems has no ABC class. A segment has a
+-- row for a week when it has something to report that week (a count, a variance, an oversold
+-- row, an exception, an adjustment, a return, a system's last snapshot).
 --
 -- Built for the weeks from $first_week up to (not including) $end_week, a few weeks at a
 -- time so that memory does not grow with history (every week in a full build). Weeks already built
@@ -117,18 +119,19 @@ latest_snapshot as (
 -- thousands of rows, not hundreds of millions. Every sum is of whole numbers (counts, cents,
 -- days), so days then weeks give exactly the weekly sum. Every metric is a ratio of sums
 -- (num / den), or a median or distinct count over small row-level inputs.
+-- Of the snapshots only the oversold rows are needed (oversell_incidents is a count, not a
+-- rate): a few rows go on to the SKU join and the grouping instead of every row read.
 snapshot_days as (
-    select s.snapshot_date, k.abc_class, s.location_id, s.system,
-           sum(case when s.available < 0 then 1.0 else 0.0 end) as oversold, count(*) as observations
+    select s.snapshot_date, k.abc_class, s.location_id, s.system, count(*) as oversold
     from snapshots s
     join stocked_classes k on k.sku = s.sku
-    where s.snapshot_date >= $first_week and s.snapshot_date < $end_week
+    where s.snapshot_date >= $first_week and s.snapshot_date < $end_week and s.available < 0
     group by s.snapshot_date, k.abc_class, s.location_id, s.system
 ),
 
 snapshot_totals as (
     select arrow_cast(date_trunc('week', d.snapshot_date), 'Date32') as week, d.abc_class, d.location_id, l.region, d.system,
-           sum(d.oversold) as oversold, sum(d.observations) as observations
+           cast(sum(d.oversold) as double) as oversold
     from snapshot_days d
     left join locations l on l.location_id = d.location_id
     group by 1, 2, 3, 4, 5
@@ -173,7 +176,7 @@ facts as (
     select week, abc_class, location_id, region, cast(null as varchar), 'count_variance', differs, 1.0
     from count_facts
     union all
-    select week, abc_class, location_id, region, system, 'oversell', oversold, cast(observations as double)
+    select week, abc_class, location_id, region, system, 'oversell', oversold, 1.0
     from snapshot_totals
     union all
     -- One branch for the four variance metrics: a CTE named in several branches is

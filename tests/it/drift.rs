@@ -185,4 +185,16 @@ async fn abc_classes_and_record_accuracy_match_hand_computation() {
         "2026-07-06|system|pos|0",
         "2026-07-06|system|web|1",
     ]);
+
+    // One oversold row (the web feed's B1 at S1 on 2026-07-01), counted in every segment it
+    // belongs to and nowhere else.
+    let oversold = rows(&warehouse, "select week, segment_type, segment, oversell_incidents from kpi_weekly
+                                     where oversell_incidents <> 0 order by week, segment_type, segment").await;
+    assert_eq!(oversold, [
+        "2026-06-29|abc_class|B|1",
+        "2026-06-29|all|all|1",
+        "2026-06-29|location|S1|1",
+        "2026-06-29|region|US|1",
+        "2026-06-29|system|web|1",
+    ]);
 }
