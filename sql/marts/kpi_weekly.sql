@@ -18,8 +18,8 @@
 --                               `stale_after_days` at the end of the week (or at the newest
 --                               snapshot of all, for the week in progress)
 -- Segments: count-based KPIs have no system; stale_systems has no ABC class. A segment has a
--- row for a week when it has something to report that week (a count, a variance, an oversold
--- row, an exception, an adjustment, a return, a system's last snapshot).
+-- row for a week when it has something to report that week (a count, a flagged or lag-explained
+-- variance, an oversold row, an exception, an adjustment, a return, a system's last snapshot).
 --
 -- Built for the weeks from $first_week up to (not including) $end_week, a few weeks at a
 -- time so that memory does not grow with history (every week in a full build). Weeks already built
@@ -119,8 +119,9 @@ latest_snapshot as (
 -- thousands of rows, not hundreds of millions. Every sum is of whole numbers (counts, cents,
 -- days), so days then weeks give exactly the weekly sum. Every metric is a ratio of sums
 -- (num / den), or a median or distinct count over small row-level inputs.
--- Of the snapshots only the oversold rows are needed (oversell_incidents is a count, not a
--- rate): a few rows go on to the SKU join and the grouping instead of every row read.
+-- Only the rows a KPI counts are summed: the oversold snapshots (oversell_incidents is a
+-- count, not a rate) and the flagged or lag-explained variances, a few of the rows read, so
+-- the SKU join and the grouping see few rows.
 snapshot_days as (
     select s.snapshot_date, k.abc_class, s.location_id, s.system, count(*) as oversold
     from snapshots s
@@ -147,11 +148,10 @@ variance_days as (
         sum(case when v.flagged and v.explained_by is not null then 1.0 else 0.0 end) as explained_variances,
         sum(case when v.flagged and v.explained_by is null then round(abs(v.value_delta) * 100) else 0.0 end) as value_cents,
         sum(case when v.explained_by = 'lag' then cast(v.lag_days as double) end) as lag_days,
-        sum(case when v.explained_by = 'lag' and v.lag_days is not null then 1.0 else 0.0 end) as lag_observations,
-        count(*) as observations
+        sum(case when v.explained_by = 'lag' and v.lag_days is not null then 1.0 else 0.0 end) as lag_observations
     from variances v
     left join classes k on k.sku = v.sku
-    where v.snapshot_date >= $first_week and v.snapshot_date < $end_week
+    where v.snapshot_date >= $first_week and v.snapshot_date < $end_week and (v.flagged or v.explained_by = 'lag')
     group by v.snapshot_date, coalesce(k.abc_class, 'C'), v.location_id, v.system
 ),
 
@@ -162,8 +162,7 @@ variance_totals as (
         sum(d.explained_variances) as explained_variances,
         sum(d.value_cents) as value_cents,
         sum(d.lag_days) as lag_days,
-        sum(d.lag_observations) as lag_observations,
-        sum(d.observations) as observations
+        sum(d.lag_observations) as lag_observations
     from variance_days d
     left join locations l on l.location_id = d.location_id
     group by 1, 2, 3, 4, 5
@@ -188,7 +187,7 @@ facts as (
                when 'variance_value' then v.value_cents
                else v.lag_days
            end,
-           case when m.metric = 'publish_lag' then v.lag_observations else cast(v.observations as double) end
+           case when m.metric = 'publish_lag' then v.lag_observations else 1.0 end
     from variance_totals v
     cross join (values ('real_variance'), ('explained_variance'), ('variance_value'), ('publish_lag')) as m(metric)
     where m.metric <> 'publish_lag' or v.lag_observations > 0
