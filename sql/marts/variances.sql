@@ -12,25 +12,23 @@
 --   lag         the system equals the authoritative value of one of the previous lag_days days
 --               (lag_days then says how many days behind it is).
 --
--- Built for the days $first_day to $last_day at a time; a lag looks back to $lag_first_day.
--- stocktake fills in, for the pipeline's lag_days L: $prior_columns, each position's L
--- previous positions (day, on_hand, available) as window columns prior_day_1…L, and
--- $lag_match, the days back to the nearest of them the system's number equals (NULL if
--- none is within L days). One pass over the positions, no self-join.
+-- Built for the days $first_day to $last_day at a time. This model leaves lag_days NULL
+-- and the lag explanation out: stocktake matches lags after it (src/marts/lag.rs), for
+-- the rows with a delta only (about one in nine), instead of carrying each position's
+-- previous days through the join for every row.
 -- The systems' rows come from `snapshots`, not `stg_snapshots`: a row is compared only
 -- where the position has a number, and positions take their numbers from stg_snapshots,
 -- which leaves bundles out. Read straight from the table, DataFusion knows how many rows
 -- there are and hashes the smaller side of the join.
 with snapshots as (
-    select system, location_id, sku, snapshot_date, arrow_cast(snapshot_date, 'Int32') as day_number, on_hand, available
+    select system, location_id, sku, snapshot_date, on_hand, available
     from snapshots
     where snapshot_date >= $first_day and snapshot_date <= $last_day
 ),
 
 positions as (
-    select *, arrow_cast(snapshot_date, 'Int32') as day_number $prior_columns
-    from positions
-    where snapshot_date >= $lag_first_day and snapshot_date <= $last_day
+    select * from positions
+    where snapshot_date >= $first_day and snapshot_date <= $last_day
 ),
 
 thresholds as (
@@ -40,7 +38,6 @@ thresholds as (
 compared as (
     select
         s.snapshot_date,
-        s.day_number,
         s.sku,
         s.location_id,
         p.region,
@@ -51,8 +48,7 @@ compared as (
         case when s.on_hand is not null and p.on_hand is not null then p.on_hand else p.available end as authoritative_qty,
         p.in_transit,
         p.inbound as authoritative_inbound,
-        p.unit_cost,
-        $lag_match as lag_match
+        p.unit_cost
     from positions p
     join snapshots s
         on p.snapshot_date = s.snapshot_date and p.sku = s.sku and p.location_id = s.location_id
@@ -67,8 +63,7 @@ measured as (
              then cast(c.system_qty - c.authoritative_qty as double) / abs(cast(c.authoritative_qty as double))
         end as pct_delta,
         greatest(t.flag_pct * abs(c.authoritative_qty), t.flag_units) as tolerance,
-        abs(c.system_qty - c.authoritative_qty) > greatest(t.flag_pct * abs(c.authoritative_qty), t.flag_units) as flagged,
-        t.lag_days
+        abs(c.system_qty - c.authoritative_qty) > greatest(t.flag_pct * abs(c.authoritative_qty), t.flag_units) as flagged
     from compared c
     cross join thresholds t
     where c.system_qty is not null and c.authoritative_qty is not null
@@ -92,9 +87,8 @@ final as (
             when m.delta = 0 then null
             when m.in_transit > 0 and m.delta > 0 and m.delta <= m.in_transit + m.tolerance then 'in_transit'
             when m.authoritative_inbound > 0 and m.delta > 0 and m.delta <= m.authoritative_inbound + m.tolerance then 'receiving'
-            when m.lag_match is not null then 'lag'
         end as explained_by,
-        case when m.delta <> 0 then m.lag_match end as lag_days,
+        cast(null as bigint) as lag_days,
         m.delta * m.unit_cost as value_delta,
         m.in_transit
     from measured m

@@ -27,7 +27,7 @@ pub(super) const CHUNK_SNAPSHOT_ROWS: usize = 3_000_000;
 /// Whether every day mart exists, partitioned by day (warehouses built before day marts
 /// were partitioned need one full build).
 pub(super) async fn day_marts_current(warehouse: &Warehouse) -> Result<bool> {
-    for mart in MARTS.iter().filter(|m| matches!(m.recipe, Recipe::Daily(_))) {
+    for mart in MARTS.iter().filter(|m| matches!(m.recipe, Recipe::Daily { .. })) {
         let Some(table) = warehouse.load(mart.name).await? else { return Ok(false) };
         let snapshot = table.snapshot().map_err(|e| Error::delta(mart.name, e))?;
         if snapshot.metadata().partition_columns() != ["snapshot_date".to_string()] {
@@ -78,46 +78,7 @@ pub(super) fn chunk_days(days: &[NaiveDate], scope: &changes::Scope, len: usize)
     chunks
 }
 
-/// Fills a day model's `$first_day`, `$last_day`, `$lag_first_day` (the first day a lag can
-/// look back to) and its lag expressions (see `sql/marts/variances.sql`).
-pub(super) fn bind_days(sql: &str, first: NaiveDate, last: NaiveDate, lag_days: i64) -> String {
-    let lag_days = lag_days.max(0);
-    let lag_first = first.checked_sub_days(chrono::Days::new(lag_days as u64)).unwrap_or(first);
-    let (priors, lag_match) = lag_expressions(lag_days);
-    strip_comments(sql)
-        .replace("$lag_first_day", &format!("DATE '{lag_first}'"))
-        .replace("$first_day", &format!("DATE '{first}'"))
-        .replace("$last_day", &format!("DATE '{last}'"))
-        .replace("$prior_columns", &priors)
-        .replace("$lag_match", &lag_match)
-}
-
-/// The previous `lag_days` positions of each SKU-location as window columns, and the days
-/// back to the nearest one equal to the system's number in the compared bucket. Rows are
-/// days in order, so the previous L rows hold every day within L days back.
-///
-/// The window runs over all positions in (SKU, location, day) order, and a prior row counts
-/// only when it is the same SKU-location: partitioning by SKU-location costs a state per
-/// pair. `window_rows` (a whole-input count, read by `lag_match` so it is kept) makes
-/// DataFusion pick its whole-input window operator, which shifts each column once; with
-/// only `lag` it streams, building a value per row, about eight times slower at 1 M rows.
-pub(super) fn lag_expressions(lag_days: i64) -> (String, String) {
-    let order = "order by sku, location_id, snapshot_date";
-    let over = format!("over ({order})");
-    let mut priors = String::new();
-    let mut arms = String::new();
-    let on_hand_bucket = "s.on_hand is not null and p.on_hand is not null";
-    for j in 1..=lag_days {
-        priors.push_str(&format!(
-            ", case when lag(sku, {j}) {over} = sku and lag(location_id, {j}) {over} = location_id then lag(arrow_cast(snapshot_date, 'Int32'), {j}) {over} end as prior_day_{j}, lag(on_hand, {j}) {over} as prior_on_hand_{j}, lag(available, {j}) {over} as prior_available_{j}"
-        ));
-        arms.push_str(&format!(
-            " when p.prior_day_{j} >= s.day_number - {lag_days} and (case when {on_hand_bucket} then p.prior_on_hand_{j} else p.prior_available_{j} end) = (case when {on_hand_bucket} then s.on_hand else s.available end) then cast(s.day_number - p.prior_day_{j} as bigint)"
-        ));
-    }
-    if arms.is_empty() {
-        return (priors, "cast(null as bigint)".to_string());
-    }
-    priors.push_str(&format!(", count(1) over ({order} rows between unbounded preceding and unbounded following) as window_rows"));
-    (priors, format!("(case when p.window_rows = 0 then null{arms} end)"))
+/// Fills a day model's `$first_day` and `$last_day`.
+pub(super) fn bind_days(sql: &str, first: NaiveDate, last: NaiveDate) -> String {
+    strip_comments(sql).replace("$first_day", &format!("DATE '{first}'")).replace("$last_day", &format!("DATE '{last}'"))
 }

@@ -17,6 +17,7 @@ use crate::warehouse::{TableSpec, Warehouse, Write, collect};
 use crate::changes;
 
 mod days;
+mod lag;
 use days::*;
 pub(crate) use days::monday;
 
@@ -28,6 +29,9 @@ pub struct Model {
 /// What a statistics function returns: the mart's rows, later.
 pub type Batches<'a> = BoxFuture<'a, Result<Vec<RecordBatch>>>;
 
+/// Finishes a day mart's rows for a range of days (first, last), given the pipeline's lag days.
+pub type DayStep = for<'a> fn(&'a SessionContext, Vec<RecordBatch>, (NaiveDate, NaiveDate), i64) -> Batches<'a>;
+
 /// The mart's rows and the state kept for the next build.
 pub type Kept<'a> = BoxFuture<'a, Result<(Vec<RecordBatch>, Vec<RecordBatch>)>>;
 
@@ -35,8 +39,9 @@ pub type Kept<'a> = BoxFuture<'a, Result<(Vec<RecordBatch>, Vec<RecordBatch>)>>;
 pub enum Recipe {
     Sql(&'static str),
     /// A SQL model of one row set per day (`$first_day` to `$last_day`), partitioned by
-    /// `snapshot_date`: built a range of days at a time, and only for the days that changed.
-    Daily(&'static str),
+    /// `snapshot_date`: built a range of days at a time, and only for the days that changed;
+    /// `then` finishes each range's rows (the variances' lag matching).
+    Daily { sql: &'static str, then: Option<DayStep> },
     /// A SQL model of rows per week: only the weeks from `$first_week` on are recomputed
     /// (every week in a full build; none when no day changed).
     Weekly(&'static str),
@@ -64,7 +69,7 @@ impl Mart {
     /// The model's SQL, for marts made by one.
     fn recipe_sql(&self) -> Option<&'static str> {
         match self.recipe {
-            Recipe::Sql(sql) | Recipe::Daily(sql) | Recipe::Weekly(sql) => Some(sql),
+            Recipe::Sql(sql) | Recipe::Daily { sql, .. } | Recipe::Weekly(sql) => Some(sql),
             Recipe::Rust(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) | Recipe::Sliding { .. } => None,
         }
     }
@@ -79,15 +84,15 @@ pub const STAGING: &[Model] = &[
 
 /// Marts in dependency order.
 pub const MARTS: &[Mart] = &[
-    Mart { name: "coverage", recipe: Recipe::Daily(include_str!("../../sql/marts/coverage.sql")), tests: None },
+    Mart { name: "coverage", recipe: Recipe::Daily { sql: include_str!("../../sql/marts/coverage.sql"), then: None }, tests: None },
     Mart {
         name: "positions",
-        recipe: Recipe::Daily(include_str!("../../sql/marts/positions.sql")),
+        recipe: Recipe::Daily { sql: include_str!("../../sql/marts/positions.sql"), then: None },
         tests: Some(include_str!("../../sql/marts/positions.test.sql")),
     },
     Mart {
         name: "variances",
-        recipe: Recipe::Daily(include_str!("../../sql/marts/variances.sql")),
+        recipe: Recipe::Daily { sql: include_str!("../../sql/marts/variances.sql"), then: Some(|ctx, rows, days, lag_days| Box::pin(lag::match_lags(ctx, rows, days, lag_days))) },
         tests: Some(include_str!("../../sql/marts/variances.test.sql")),
     },
     Mart { name: "sku_classes", recipe: Recipe::Walk(drift::abc::build), tests: None },
@@ -180,7 +185,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
         info!(mart = mart.name, "building mart");
         let started = std::time::Instant::now();
         let rows = match &mart.recipe {
-            Recipe::Daily(sql) => build_days(warehouse, &ctx, mart, sql, &plan, &mut report.failed_tests).await?,
+            Recipe::Daily { sql, then } => build_days(warehouse, &ctx, mart, sql, *then, &plan, &mut report.failed_tests).await?,
             Recipe::Weekly(_) | Recipe::WeeklyRust(_) | Recipe::Walk(_) | Recipe::Sliding { .. } if plan.first_week.is_none() && warehouse.load(mart.name).await?.is_some() => 0,
             Recipe::Weekly(sql) => build_weeks(warehouse, &ctx, mart, sql, &plan).await?,
             _ => build_whole(warehouse, &ctx, mart, &plan, &mut report.failed_tests).await?,
@@ -214,11 +219,14 @@ type FailedTests = Vec<(&'static str, String, usize)>;
 /// every day either as it was or as rebuilt, never a table missing days. In a full build the
 /// first range also takes every earlier day and the last every later one, so days that lost
 /// their snapshots go.
-async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sql: &str, plan: &Plan, failed: &mut FailedTests) -> Result<usize> {
-    let bind = |sql: &str, (first, last): (NaiveDate, NaiveDate)| bind_days(sql, first, last, plan.thresholds.lag_days);
+async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sql: &str, then: Option<DayStep>, plan: &Plan, failed: &mut FailedTests) -> Result<usize> {
+    let bind = |sql: &str, (first, last): (NaiveDate, NaiveDate)| bind_days(sql, first, last);
     let compute = |chunk: (NaiveDate, NaiveDate)| async move {
         let clock = std::time::Instant::now();
-        let batches = collect(ctx, &format!("mart {} ({} to {})", mart.name, chunk.0, chunk.1), &bind(sql, chunk)).await?;
+        let mut batches = collect(ctx, &format!("mart {} ({} to {})", mart.name, chunk.0, chunk.1), &bind(sql, chunk)).await?;
+        if let Some(then) = then {
+            batches = then(ctx, batches, chunk, plan.thresholds.lag_days).await?;
+        }
         Ok::<_, Error>((batches, clock.elapsed().as_secs_f64()))
     };
     let mut rows = 0;
@@ -269,7 +277,7 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
         debug!(mart = mart.name, %first, %last, computed, written, "days built");
     }
     if plan.chunks.is_empty() && (plan.whole || warehouse.load(mart.name).await?.is_none()) {
-        let schema = schema_of(ctx, mart.name, &bind_days(sql, NaiveDate::MIN, NaiveDate::MIN, 0), &[]).await?;
+        let schema = schema_of(ctx, mart.name, &bind_days(sql, NaiveDate::MIN, NaiveDate::MIN), &[]).await?;
         warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &["snapshot_date"] }, vec![], Write::All).await?;
         warehouse.register(ctx, &[mart.name]).await?;
     }
@@ -327,7 +335,7 @@ async fn build_whole(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, p
             kept = Some((state, state_rows));
             rows
         }
-        Recipe::Daily(_) | Recipe::Weekly(_) => unreachable!("built by build_days and build_weeks"),
+        Recipe::Daily { .. } | Recipe::Weekly(_) => unreachable!("built by build_days and build_weeks"),
     };
     let rows = batches.iter().map(|b| b.num_rows()).sum();
     let schema = match (mart.recipe_sql(), batches.is_empty()) {
@@ -368,13 +376,12 @@ async fn schema_of(ctx: &SessionContext, context: &str, sql: &str, batches: &[Re
     }
 }
 
-/// The model texts, so that a build after a model changed is a full one (with the lag
-/// expressions stocktake writes into the variances model).
+/// The model texts, so that a build after a model changed is a full one (with the method of
+/// the lag matching stocktake does after the variances model).
 fn models_text() -> String {
     let mut text: Vec<String> = STAGING.iter().map(|m| m.sql.to_string()).collect();
     text.extend(MARTS.iter().filter_map(Mart::recipe_sql).map(str::to_string));
-    let (priors, lag_match) = lag_expressions(1);
-    text.extend([priors, lag_match]);
+    text.push(lag::METHOD.to_string());
     text.join("\n")
 }
 
@@ -410,7 +417,7 @@ mod tests {
     fn day_marts_do_not_read_their_own_table() {
         let mut day_marts = 0;
         for mart in MARTS {
-            let Recipe::Daily(sql) = mart.recipe else { continue };
+            let Recipe::Daily { sql, .. } = mart.recipe else { continue };
             day_marts += 1;
             let words: Vec<String> = strip_comments(sql).split(|c: char| !(c.is_alphanumeric() || c == '_')).map(str::to_lowercase).collect();
             assert!(!words.iter().any(|w| w == mart.name), "{} reads its own table", mart.name);
