@@ -30,12 +30,14 @@ type Day = (i32, Option<i64>, Option<i64>);
 /// `batches` (rows of `variances` for the days `first` to `last`) with `lag_days` and the
 /// `lag` explanation filled in from the positions of the `lag_days` days before each row.
 pub(super) async fn match_lags(ctx: &SessionContext, batches: Vec<RecordBatch>, (first, last): (NaiveDate, NaiveDate), lag_days: i64) -> Result<Vec<RecordBatch>> {
-    let with_delta = |b: &RecordBatch| column(b, "delta").map(|d| d.as_primitive::<Int64Type>().iter().any(|v| v.is_some_and(|v| v != 0)));
+    if lag_days <= 0 {
+        return Ok(batches);
+    }
     let mut any_delta = false;
     for batch in &batches {
-        any_delta |= with_delta(batch)?;
+        any_delta |= column(batch, "delta")?.as_primitive::<Int64Type>().iter().any(|v| v.is_some_and(|v| v != 0));
     }
-    if lag_days <= 0 || !any_delta {
+    if !any_delta {
         return Ok(batches);
     }
     let lag_first = first.checked_sub_days(chrono::Days::new(lag_days as u64)).unwrap_or(first);
@@ -83,11 +85,13 @@ fn match_batch(batch: &RecordBatch, days: &HashMap<(&str, &str), Vec<Day>>, lag_
             }
             let history = days.get(&(location.value(i), sku.value(i)))?;
             let on_hand_bucket = bucket.is_valid(i) && bucket.value(i) == "on_hand";
-            let today = snapshot_date.value(i);
-            (1..=lag_days as i32).find(|back| {
-                history.iter().any(|&(day, on_hand, available)| day == today - back && (if on_hand_bucket { on_hand } else { available }) == Some(system_qty.value(i)))
-            })
-            .map(i64::from)
+            let today = i64::from(snapshot_date.value(i));
+            history
+                .iter()
+                .filter(|&&(_, on_hand, available)| (if on_hand_bucket { on_hand } else { available }) == Some(system_qty.value(i)))
+                .map(|&(day, ..)| today - i64::from(day))
+                .filter(|back| (1..=lag_days).contains(back))
+                .min()
         })
         .collect();
     let explained: StringArray = (0..batch.num_rows())

@@ -29,8 +29,8 @@ pub struct Model {
 /// What a statistics function returns: the mart's rows, later.
 pub type Batches<'a> = BoxFuture<'a, Result<Vec<RecordBatch>>>;
 
-/// Finishes a day mart's rows for a range of days (first, last), given the pipeline's lag days.
-pub type DayStep = for<'a> fn(&'a SessionContext, Vec<RecordBatch>, (NaiveDate, NaiveDate), i64) -> Batches<'a>;
+/// Finishes a day mart's rows for a range of days (first, last).
+pub type DayStep = for<'a> fn(&'a SessionContext, Vec<RecordBatch>, (NaiveDate, NaiveDate), &'a Thresholds) -> Batches<'a>;
 
 /// The mart's rows and the state kept for the next build.
 pub type Kept<'a> = BoxFuture<'a, Result<(Vec<RecordBatch>, Vec<RecordBatch>)>>;
@@ -92,7 +92,7 @@ pub const MARTS: &[Mart] = &[
     },
     Mart {
         name: "variances",
-        recipe: Recipe::Daily { sql: include_str!("../../sql/marts/variances.sql"), then: Some(|ctx, rows, days, lag_days| Box::pin(lag::match_lags(ctx, rows, days, lag_days))) },
+        recipe: Recipe::Daily { sql: include_str!("../../sql/marts/variances.sql"), then: Some(|ctx, rows, days, t| Box::pin(lag::match_lags(ctx, rows, days, t.lag_days))) },
         tests: Some(include_str!("../../sql/marts/variances.test.sql")),
     },
     Mart { name: "sku_classes", recipe: Recipe::Walk(drift::abc::build), tests: None },
@@ -225,7 +225,7 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
         let clock = std::time::Instant::now();
         let mut batches = collect(ctx, &format!("mart {} ({} to {})", mart.name, chunk.0, chunk.1), &bind(sql, chunk)).await?;
         if let Some(then) = then {
-            batches = then(ctx, batches, chunk, plan.thresholds.lag_days).await?;
+            batches = then(ctx, batches, chunk, &plan.thresholds).await?;
         }
         Ok::<_, Error>((batches, clock.elapsed().as_secs_f64()))
     };
