@@ -28,10 +28,12 @@ pub fn buffer(z: f64, lag_days: f64, demand_sd: f64, variance_sd: f64) -> i64 {
     (z * (lag_days * demand_sd.powi(2) + variance_sd.powi(2)).sqrt()).ceil().max(0.0) as i64
 }
 
-/// Daily sales at the locations each system reports the SKU at today, as the sum and the sum
-/// of squares of the daily totals (only SKU × system pairs come back, not their days).
+/// Daily sales at the locations each selling system reports the SKU at today, as the sum and
+/// the sum of squares of the daily totals (only SKU × system pairs come back, not their days).
+/// Only selling systems get a buffer, and leaving the others out of the join keeps it to a
+/// row per sale and selling system instead of one per sale and system.
 const SALES: &str = "
-with reported as (select distinct system, location_id, sku from snapshots where snapshot_date = $today),
+with reported as (select distinct system, location_id, sku from snapshots where snapshot_date = $today and system in ($selling)),
 daily as (
     select c.sku, c.system, cast(sum(s.units) as double) as units
     from reported c join stg_sales s on s.sku = c.sku and s.location_id = c.location_id
@@ -40,15 +42,15 @@ daily as (
 )
 select sku, system, sum(units), sum(units * units) from daily group by sku, system";
 
-/// Each system's real daily delta, summed over its locations: sum and sum of squares of the
-/// daily totals, and the mean over days of the lag seen that day. Rows with neither a real
-/// delta nor a lag add nothing to these, and leaving them out keeps the daily groups few.
+/// Each selling system's real daily delta, summed over its locations: sum and sum of squares
+/// of the daily totals, and the mean over days of the lag seen that day. Rows with neither a
+/// real delta nor a lag add nothing to these, and leaving them out keeps the daily groups few.
 const DELTAS: &str = "
 with daily as (
     select sku, system, cast(sum(case when explained_by is null then delta else 0 end) as double) as real_delta,
            avg(case when explained_by = 'lag' then lag_days end) as lag
     from variances
-    where snapshot_date >= $first_day and snapshot_date <= $today
+    where snapshot_date >= $first_day and snapshot_date <= $today and system in ($selling)
       and ((explained_by is null and delta <> 0) or explained_by = 'lag')
     group by sku, system, snapshot_date
 )
@@ -63,7 +65,8 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let classes = classes(ctx).await?;
         let today = as_of(ctx).await?.unwrap_or(0);
         let first_day = today - t.demand_window_days + 1;
-        let window = |sql: &str| super::bind_window(sql, today, first_day);
+        let in_list = selling.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+        let window = |sql: &str| super::bind_window(sql, today, first_day).replace("$selling", &in_list);
         // Side by side: each is a scan then an aggregate's single-threaded tail.
         let (sales_sql, deltas_sql) = (window(SALES), window(DELTAS));
         let (sales, deltas, measured) = futures::try_join!(
