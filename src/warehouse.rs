@@ -9,6 +9,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use url::Url;
@@ -22,6 +23,12 @@ pub struct TableSpec {
     pub schema: SchemaRef,
     pub partition_by: &'static [&'static str],
 }
+
+/// Every this many commits a table gets a checkpoint (Delta's default: 100). Loading a table
+/// reads its newest checkpoint and replays the commits after it, and a run loads every table:
+/// with 100, a year of daily runs left ~50 commits per table to replay and a session over the
+/// tier-M warehouse took 0.9 s to open instead of 0.3 s.
+pub const CHECKPOINT_INTERVAL: u64 = 10;
 
 /// How a write relates to what the table holds.
 pub enum Write {
@@ -132,7 +139,9 @@ impl Warehouse {
             .write(batches)
             .with_partition_columns(spec.partition_by.iter().map(|c| c.to_string()))
             .with_save_mode(if fresh { SaveMode::Append } else { SaveMode::Overwrite })
-            .with_writer_properties(writer_properties(&spec.schema)?);
+            .with_writer_properties(writer_properties(&spec.schema)?)
+            // Checkpoints on stocktake's cadence, below, whatever the table's own setting.
+            .with_commit_properties(CommitProperties::default().with_create_checkpoint(false));
         match (&mode, fresh) {
             (Write::Where(predicate), false) => builder = builder.with_replace_where(predicate.clone()),
             // A full rebuild may change a mart's columns as its model evolves.
@@ -140,6 +149,13 @@ impl Warehouse {
             _ => {}
         }
         let written = builder.await.map_err(|e| Error::delta(spec.name, e))?;
+        if let Some(version) = written.version()
+            && (version + 1) % CHECKPOINT_INTERVAL == 0
+            // The commit stands without it: a later load only replays more of the log.
+            && let Err(e) = deltalake::checkpoints::create_checkpoint(&written, None).await
+        {
+            tracing::warn!(table = spec.name, version, error = %e, "checkpoint not written");
+        }
         self.cache().insert(spec.name.to_string(), written);
         Ok(())
     }
