@@ -172,12 +172,22 @@ impl Warehouse {
         for name in names {
             let Some(table) = self.load(name).await? else { continue };
             table.update_datafusion_session(&ctx.state()).map_err(|e| Error::delta(name, e))?;
-            let provider = table.table_provider().await.map_err(|e| Error::query(format!("reading {name}"), e))?;
+            let provider = scan(&table).map_err(|e| Error::query(format!("reading {name}"), e))?;
             ctx.deregister_table(*name).map_err(|e| Error::query(format!("registering {name}"), e))?;
             ctx.register_table(*name, provider).map_err(|e| Error::query(format!("registering {name}"), e))?;
         }
         Ok(())
     }
+}
+
+/// A table as DataFusion reads it. Partition columns come as plain strings, not Delta's
+/// default dictionaries: grouping or joining on a dictionary column (`system` of `snapshots`)
+/// takes DataFusion's row-format path, and 60 tier-M days of coverage's grouping by day,
+/// system and location took 1.4 CPU-s instead of 0.4 by day and location alone.
+fn scan(table: &DeltaTable) -> datafusion::error::Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    use deltalake::delta_datafusion::{DeltaScanConfig, DeltaScanNext};
+    let snapshot = Arc::new(table.snapshot()?.snapshot().clone());
+    Ok(Arc::new(DeltaScanNext::new(snapshot, DeltaScanConfig::new().with_wrap_partition_values(false))?))
 }
 
 /// DataFusion's settings: its defaults but for the three below, overridden by `DATAFUSION_*`
