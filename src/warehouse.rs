@@ -282,3 +282,40 @@ pub fn floats(batch: &RecordBatch, column: usize) -> Result<Vec<Option<f64>>> {
     let array = array.as_any().downcast_ref::<arrow::array::Float64Array>().expect("cast to Float64");
     Ok(array.iter().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(system: &str, day: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("system", DataType::Utf8, false), Field::new("qty", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![system])), Arc::new(Int64Array::from(vec![day]))]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_tenth_commit_is_checkpointed_and_partitions_read_as_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+        let rows = batch("pos", 0);
+        let spec = TableSpec { name: "snapshots", schema: rows.schema(), partition_by: &["system"] };
+        let last_checkpoint = || std::fs::read_to_string(dir.path().join("snapshots/_delta_log/_last_checkpoint")).ok();
+        for version in 0..10 {
+            assert_eq!(last_checkpoint(), None, "no checkpoint before version 9 (at {version})");
+            let system = if version % 2 == 0 { "pos" } else { "erp" };
+            warehouse.write(&spec, vec![batch(system, version)], Write::Where(format!("system = '{system}'"))).await.unwrap();
+        }
+        let checkpoint: serde_json::Value = serde_json::from_str(&last_checkpoint().expect("a checkpoint at version 9")).unwrap();
+        assert_eq!(checkpoint["version"], 9);
+
+        // A fresh handle loads from the checkpoint and sees the last write of each partition.
+        let ctx = Warehouse::open(dir.path().to_str().unwrap()).unwrap().session(&["snapshots"]).await.unwrap();
+        let sql = "select system, qty, arrow_typeof(system) from snapshots order by system";
+        let batches = collect(&ctx, "test", sql).await.unwrap();
+        assert_eq!(strings(&batches[0], 0).unwrap(), [Some("erp".to_string()), Some("pos".to_string())]);
+        assert_eq!(integers(&batches[0], 1).unwrap(), [Some(9), Some(8)]);
+        let types = strings(&batches[0], 2).unwrap();
+        assert!(types.iter().all(|t| !t.as_deref().unwrap_or_default().starts_with("Dictionary")), "partition column read as {types:?}");
+    }
+}
