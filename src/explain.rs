@@ -22,7 +22,7 @@ const TABLES: &[&str] = &[
 
 fn literal(value: Option<&str>) -> String {
     match value {
-        Some(v) => format!("'{}'", v.replace('\'', "''")),
+        Some(v) => warehouse::sql_string(v),
         None => "NULL".into(),
     }
 }

@@ -487,7 +487,7 @@ fn replace_predicate(keys: &BTreeSet<(String, Option<NaiveDate>)>, date_column: 
             if dateless {
                 date_terms.push(format!("{date_column} IS NULL"));
             }
-            format!("(system = '{}' AND ({}))", system.replace('\'', "''"), date_terms.join(" OR "))
+            format!("(system = {} AND ({}))", crate::warehouse::sql_string(system), date_terms.join(" OR "))
         })
         .collect();
     Some(clauses.join(" OR "))
@@ -762,7 +762,7 @@ async fn record_run(report: &RunReport, options: &RunOptions, warehouse: &Wareho
         .str(std::iter::once(Some(format!("[{detail}]").as_str())))
         .str(std::iter::once(Some(options.trigger.as_str())))
         .finish()?;
-    let predicate = format!("run_id = '{}'", report.run_id.replace('\'', "''"));
+    let predicate = format!("run_id = {}", crate::warehouse::sql_string(&report.run_id));
     write_replacing(warehouse, &tables::RUNS, batch, Some(predicate.clone())).await?;
     let s = &report.systems;
     let errors: Vec<String> = s.iter().map(|x| x.errors.join("; ")).collect();

@@ -161,8 +161,8 @@ impl Runner {
         }
         let ctx = self.warehouse.session(&["runs"]).await?;
         let sql = format!(
-            "select arrow_cast(max(scheduled_for), 'Int64') from runs where pipeline = '{}' and trigger in ('schedule', 'catch_up')",
-            self.pipeline.name.replace('\'', "''")
+            "select arrow_cast(max(scheduled_for), 'Int64') from runs where pipeline = {} and trigger in ('schedule', 'catch_up')",
+            crate::warehouse::sql_string(&self.pipeline.name)
         );
         let batches = crate::warehouse::collect(&ctx, "reading the run ledger", &sql).await?;
         let micros = batches.first().and_then(|b| crate::warehouse::integers(b, 0).ok()).and_then(|v| v.first().copied().flatten());

@@ -248,6 +248,11 @@ fn writer_properties(schema: &SchemaRef) -> Result<deltalake::parquet::file::pro
 }
 
 /// Runs a query and collects its batches.
+/// A text as a SQL string literal: quoted, its quotes doubled.
+pub fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 pub async fn collect(ctx: &SessionContext, context: &str, sql: &str) -> Result<Vec<RecordBatch>> {
     let frame = ctx.sql(sql).await.map_err(|e| Error::query(context, e))?;
     frame.collect().await.map_err(|e| Error::query(context, e))
@@ -298,8 +303,7 @@ mod tests {
     async fn every_tenth_commit_is_checkpointed_and_partitions_read_as_strings() {
         let dir = tempfile::tempdir().unwrap();
         let warehouse = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
-        let rows = batch("pos", 0);
-        let spec = TableSpec { name: "snapshots", schema: rows.schema(), partition_by: &["system"] };
+        let spec = TableSpec { name: "snapshots", schema: batch("pos", 0).schema(), partition_by: &["system"] };
         let last_checkpoint = || std::fs::read_to_string(dir.path().join("snapshots/_delta_log/_last_checkpoint")).ok();
         for version in 0..10 {
             assert_eq!(last_checkpoint(), None, "no checkpoint before version 9 (at {version})");

@@ -65,7 +65,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let classes = classes(ctx).await?;
         let today = as_of(ctx).await?.unwrap_or(0);
         let first_day = today - t.demand_window_days + 1;
-        let in_list = selling.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+        let in_list = selling.iter().map(|s| crate::warehouse::sql_string(s)).collect::<Vec<_>>().join(", ");
         let window = |sql: &str| super::bind_window(sql, today, first_day).replace("$selling", &in_list);
         // Side by side: each is a scan then an aggregate's single-threaded tail.
         let (sales_sql, deltas_sql) = (window(SALES), window(DELTAS));
@@ -75,7 +75,8 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
             per_pair(ctx, "buffer_recommendations: lags", LAGS),
         )?;
 
-        let mut keys: Vec<&(String, String)> = sales.keys().filter(|(_, system)| selling.contains(&system.as_str())).collect();
+        // Selling systems only: the sales query reads no other.
+        let mut keys: Vec<&(String, String)> = sales.keys().collect();
         keys.sort();
         let mut rows = Rows::default();
         let stats = |sums: &[Option<f64>]| window_stats(sums[0].unwrap_or(0.0), sums[1].unwrap_or(0.0), t.demand_window_days);
