@@ -144,10 +144,16 @@ impl Runner {
     }
 
     async fn run(&self, options: &RunOptions) -> Result<()> {
-        if std::env::var("STOCKTAKE_FAILPOINT").as_deref() == Ok("panic-in-run") {
+        // Test hooks: a panic inside a run, and a run that certainly outlasts a per-second slot
+        // (a run of the small demo can take less than a second).
+        let failpoint = std::env::var("STOCKTAKE_FAILPOINT");
+        if failpoint.as_deref() == Ok("panic-in-run") {
             panic!("failpoint panic-in-run");
         }
         let report = ingest::run(&self.pipeline, &self.warehouse, options).await?;
+        if failpoint.as_deref() == Ok("slow-run") {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        }
         let build = marts::build(&self.warehouse, false).await?;
         info!(pipeline = %self.pipeline.name, run_id = %report.run_id, status = report.status, trigger = options.trigger.as_str(),
               scheduled_for = ?options.scheduled_for, marts = build.rows.len(), "run finished");

@@ -74,7 +74,7 @@ async fn scheduled_runs_never_overlap_catch_up_follows_the_policy_and_sigterm_st
     write_pipeline(dir.path(), "none");
 
     // A run takes longer than a second: the triggers in between are skipped, not stacked.
-    let child = start(dir.path(), "first.log", &[]);
+    let child = start(dir.path(), "first.log", &[("STOCKTAKE_FAILPOINT", "slow-run")]);
     wait_for(dir.path(), "first.log", "skipped: the previous run is still going", Duration::from_secs(60));
     wait_for(dir.path(), "first.log", "run finished", Duration::from_secs(120));
     let (code, log) = stop(child, dir.path(), "first.log");
