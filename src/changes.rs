@@ -18,7 +18,7 @@ use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
-use crate::warehouse::{TableSpec, Warehouse, Write, collect, strings};
+use crate::warehouse::{TableSpec, Warehouse, Write, collect, content_fingerprint, strings};
 
 /// Tables whose files are tracked one by one; every other input is fingerprinted.
 const TRACKED: [&str; 3] = ["snapshots", "movements", "counts"];
@@ -64,13 +64,10 @@ pub async fn current(warehouse: &Warehouse, ctx: &SessionContext, models: &str) 
         if warehouse.load(name).await?.is_none() {
             continue;
         }
-        let batches = collect(ctx, &format!("fingerprinting {name}"), &format!("select * from {name}")).await?;
-        let text = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| Error::arrow(format!("fingerprinting {name}"), e))?;
-        // Row order is not content: a scan (or a map in the pipeline file) may vary it.
-        let text = text.to_string();
-        let mut rows: Vec<&str> = text.lines().collect();
-        rows.sort_unstable();
-        (name, rows).hash(&mut hasher);
+        let frame = ctx.sql(&format!("select * from {name}")).await.map_err(|e| Error::query(format!("fingerprinting {name}"), e))?;
+        let schema = frame.schema().inner().clone();
+        let batches = frame.collect().await.map_err(|e| Error::query(format!("fingerprinting {name}"), e))?;
+        (name, content_fingerprint(&schema, &batches)?).hash(&mut hasher);
     }
     Ok(State { files, fingerprint: format!("{:016x}", hasher.finish()) })
 }

@@ -728,7 +728,7 @@ async fn write_reference(pipeline: &Pipeline, r: &Reference, warehouse: &Warehou
         (&*tables::AUTHORITY, authority),
         (&thresholds_spec, thresholds),
     ];
-    futures::future::try_join_all(tables.into_iter().map(|(spec, batch)| warehouse.write(spec, vec![batch], Write::All))).await?;
+    futures::future::try_join_all(tables.into_iter().map(|(spec, batch)| warehouse.replace_if_changed(spec, vec![batch]))).await?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
@@ -29,6 +30,34 @@ pub struct TableSpec {
 /// with 100, a year of daily runs left up to 99 commits per table to replay, and a session
 /// over the tier-M warehouse took 0.9 s to open instead of 0.3 s.
 pub const CHECKPOINT_INTERVAL: u64 = 10;
+
+/// The application id under which a table's commit records the fingerprint of its content
+/// (`Warehouse::replace_if_changed`). Delta keeps the newest version of each application
+/// transaction in the table's state, checkpoints included.
+const CONTENT: &str = "stocktake.content";
+
+/// A fingerprint of the rows of `batches` and of their columns' names and types, whatever the
+/// order of the rows (a scan, or a map in the pipeline file, may vary it). Rows are compared in
+/// Arrow's row format, which encodes every type, nulls included, without formatting text.
+pub fn content_fingerprint(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<u64> {
+    use std::hash::{Hash, Hasher};
+    use arrow::row::{RowConverter, SortField};
+    let context = "fingerprinting a table's content";
+    let mut hasher = std::hash::DefaultHasher::new();
+    for field in schema.fields() {
+        (field.name(), field.data_type().to_string()).hash(&mut hasher);
+    }
+    let converter = RowConverter::new(schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect())
+        .map_err(|e| Error::arrow(context, e))?;
+    let mut rows: Vec<Vec<u8>> = vec![];
+    for batch in batches {
+        let converted = converter.convert_columns(batch.columns()).map_err(|e| Error::arrow(context, e))?;
+        rows.extend(converted.iter().map(|row| row.as_ref().to_vec()));
+    }
+    rows.sort_unstable();
+    rows.hash(&mut hasher);
+    Ok(hasher.finish())
+}
 
 /// How a write relates to what the table holds.
 pub enum Write {
@@ -128,6 +157,27 @@ impl Warehouse {
 
     /// Writes `batches` (which may hold no rows) as one commit.
     pub async fn write(&self, spec: &TableSpec, batches: Vec<RecordBatch>, mode: Write) -> Result<()> {
+        self.commit(spec, batches, mode, None).await
+    }
+
+    /// Replaces the whole table with `batches` unless it already holds exactly these rows
+    /// (compared by `content_fingerprint`, which the commit records): every run writes the
+    /// reference tables, and a day's run rarely changes them. Returns whether it wrote.
+    pub async fn replace_if_changed(&self, spec: &TableSpec, batches: Vec<RecordBatch>) -> Result<bool> {
+        let content = content_fingerprint(&spec.schema, &batches)? as i64;
+        if let Some(table) = self.load(spec.name).await? {
+            let state = table.snapshot().map_err(|e| Error::delta(spec.name, e))?;
+            let kept = state.transaction_version(table.log_store().as_ref(), CONTENT).await.map_err(|e| Error::delta(spec.name, e))?;
+            if kept == Some(content) {
+                return Ok(false);
+            }
+        }
+        self.commit(spec, batches, Write::All, Some(Transaction::new(CONTENT, content))).await?;
+        Ok(true)
+    }
+
+    /// One commit of `batches`, recording `content` (an application transaction) if given.
+    async fn commit(&self, spec: &TableSpec, batches: Vec<RecordBatch>, mode: Write, content: Option<Transaction>) -> Result<()> {
         let batches = if batches.is_empty() { vec![RecordBatch::new_empty(spec.schema.clone())] } else { batches };
         let existing = self.load(spec.name).await?;
         let table = match existing {
@@ -141,7 +191,7 @@ impl Warehouse {
             .with_save_mode(if fresh { SaveMode::Append } else { SaveMode::Overwrite })
             .with_writer_properties(writer_properties(&spec.schema)?)
             // Checkpoints on stocktake's cadence, below, whatever the table's own setting.
-            .with_commit_properties(CommitProperties::default().with_create_checkpoint(false));
+            .with_commit_properties(CommitProperties::default().with_create_checkpoint(false).with_application_transactions(content.into_iter().collect()));
         match (&mode, fresh) {
             (Write::Where(predicate), false) => builder = builder.with_replace_where(predicate.clone()),
             // A full rebuild may change a mart's columns as its model evolves.
