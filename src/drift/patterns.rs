@@ -321,10 +321,12 @@ pub fn directional_cause(points: &[Point], sku: &str, location: &str, ledger: &L
 }
 
 /// The variances of the trailing history of the series in `pattern_candidates`, unordered
-/// (grouped into series in Rust, so no sort of the whole history is needed).
+/// (grouped into series in Rust, so no sort of the whole history is needed). The system's
+/// number is the authoritative one plus the delta (both are set on every variance row), so
+/// it is not read: the scan of 120 days is most of a daily run's drift_patterns.
 fn variances_sql(first_day: i64) -> String {
     format!(
-        "select arrow_cast(v.snapshot_date, 'Int32') as day, v.sku, v.location_id, v.system, v.system_qty, v.authoritative_qty,
+        "select arrow_cast(v.snapshot_date, 'Int32') as day, v.sku, v.location_id, v.system, v.authoritative_qty,
                 v.delta, v.flagged, v.explained_by is not null as explained, v.in_transit
          from variances v
          join {CANDIDATES} c on c.sku = v.sku and c.location_id = v.location_id and c.system = v.system
@@ -687,18 +689,19 @@ async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>
         let batch = batch.map_err(|e| Error::query("drift_patterns: variances", e))?;
         let c = Columns::new(&batch);
         let (days, skus, locations, systems) = (c.int(0)?, c.text_array(1)?, c.text_array(2)?, c.text_array(3)?);
-        let (sq, aq, delta, flagged, explained, in_transit) = (c.int(4)?, c.int(5)?, c.int(6)?, c.boolean(7)?, c.boolean(8)?, c.int(9)?);
+        let (aq, delta, flagged, explained, in_transit) = (c.int(4)?, c.int(5)?, c.boolean(6)?, c.boolean(7)?, c.int(8)?);
         let ids = keys.ids(&skus, &locations, &systems, batch.num_rows());
         for (i, (day, id)) in days.into_iter().zip(ids).enumerate() {
             let (Some(day), Some(id)) = (day, id) else { continue };
             if id as usize == points.len() {
                 points.push(vec![]);
             }
+            let (authoritative_qty, delta) = (aq[i].unwrap_or(0), delta[i].unwrap_or(0));
             points[id as usize].push(CompactPoint::new(&Point {
                 day,
-                system_qty: sq[i].unwrap_or(0),
-                authoritative_qty: aq[i].unwrap_or(0),
-                delta: delta[i].unwrap_or(0),
+                system_qty: authoritative_qty + delta,
+                authoritative_qty,
+                delta,
                 flagged: flagged[i].unwrap_or(false),
                 explained: explained[i].unwrap_or(false),
                 in_transit: in_transit[i].unwrap_or(0),
