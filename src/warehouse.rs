@@ -9,7 +9,6 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use deltalake::{DeltaTable, DeltaTableError};
-use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
@@ -31,10 +30,9 @@ pub struct TableSpec {
 /// over the tier-M warehouse took 0.9 s to open instead of 0.3 s.
 pub const CHECKPOINT_INTERVAL: u64 = 10;
 
-/// The application id under which a table's commit records the fingerprint of its content
-/// (`Warehouse::replace_if_changed`). Delta keeps the newest version of each application
-/// transaction in the table's state, checkpoints included.
-const CONTENT: &str = "stocktake.content";
+/// The key under which a commit's information records the fingerprint of the table's content
+/// (`Warehouse::replace_if_changed`).
+const CONTENT: &str = "stocktakeContent";
 
 /// A fingerprint of the rows of `batches` and of their columns' names and types, whatever the
 /// order of the rows (a scan, or a map in the pipeline file, may vary it). Rows are compared in
@@ -164,20 +162,20 @@ impl Warehouse {
     /// (compared by `content_fingerprint`, which the commit records): every run writes the
     /// reference tables, and a day's run rarely changes them. Returns whether it wrote.
     pub async fn replace_if_changed(&self, spec: &TableSpec, batches: Vec<RecordBatch>) -> Result<bool> {
-        let content = content_fingerprint(&spec.schema, &batches)? as i64;
+        let content = format!("{:016x}", content_fingerprint(&spec.schema, &batches)?);
         if let Some(table) = self.load(spec.name).await? {
-            let state = table.snapshot().map_err(|e| Error::delta(spec.name, e))?;
-            let kept = state.transaction_version(table.log_store().as_ref(), CONTENT).await.map_err(|e| Error::delta(spec.name, e))?;
-            if kept == Some(content) {
+            // The newest commit's: any other write since would not have recorded it.
+            let newest: Vec<_> = futures::TryStreamExt::try_collect(table.history(Some(1))).await.map_err(|e| Error::delta(spec.name, e))?;
+            if newest.first().and_then(|commit| commit.info.get(CONTENT)).and_then(|v| v.as_str()) == Some(content.as_str()) {
                 return Ok(false);
             }
         }
-        self.commit(spec, batches, Write::All, Some(Transaction::new(CONTENT, content))).await?;
+        self.commit(spec, batches, Write::All, Some(content)).await?;
         Ok(true)
     }
 
-    /// One commit of `batches`, recording `content` (an application transaction) if given.
-    async fn commit(&self, spec: &TableSpec, batches: Vec<RecordBatch>, mode: Write, content: Option<Transaction>) -> Result<()> {
+    /// One commit of `batches`, recording the fingerprint of their `content` if given.
+    async fn commit(&self, spec: &TableSpec, batches: Vec<RecordBatch>, mode: Write, content: Option<String>) -> Result<()> {
         let batches = if batches.is_empty() { vec![RecordBatch::new_empty(spec.schema.clone())] } else { batches };
         let existing = self.load(spec.name).await?;
         let table = match existing {
@@ -191,7 +189,11 @@ impl Warehouse {
             .with_save_mode(if fresh { SaveMode::Append } else { SaveMode::Overwrite })
             .with_writer_properties(writer_properties(&spec.schema)?)
             // Checkpoints on stocktake's cadence, below, whatever the table's own setting.
-            .with_commit_properties(CommitProperties::default().with_create_checkpoint(false).with_application_transactions(content.into_iter().collect()));
+            .with_commit_properties(
+                CommitProperties::default()
+                    .with_create_checkpoint(false)
+                    .with_metadata(content.map(|c| (CONTENT.to_string(), serde_json::Value::String(c)))),
+            );
         match (&mode, fresh) {
             (Write::Where(predicate), false) => builder = builder.with_replace_where(predicate.clone()),
             // A full rebuild may change a mart's columns as its model evolves.
@@ -371,5 +373,41 @@ mod tests {
         assert_eq!(integers(&batches[0], 1).unwrap(), [Some(9), Some(8)]);
         let types = strings(&batches[0], 2).unwrap();
         assert!(types.iter().all(|t| !t.as_deref().unwrap_or_default().starts_with("Dictionary")), "partition column read as {types:?}");
+    }
+
+    #[tokio::test]
+    async fn a_replacement_with_the_same_rows_in_any_order_is_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+        let spec = TableSpec { name: "skus", schema: batch("a", 0).schema(), partition_by: &[] };
+        let version = || async { warehouse.load("skus").await.unwrap().unwrap().version() };
+        assert!(warehouse.replace_if_changed(&spec, vec![batch("a", 1), batch("b", 2)]).await.unwrap());
+        assert_eq!(version().await, Some(0));
+        // The same rows, in another order and other batches: nothing to write, even from a
+        // fresh handle that reads the recorded fingerprint from the log.
+        let reopened = Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+        assert!(!reopened.replace_if_changed(&spec, vec![batch("b", 2), batch("a", 1)]).await.unwrap());
+        assert_eq!(version().await, Some(0));
+        // One value changed: a new version with the new rows.
+        assert!(warehouse.replace_if_changed(&spec, vec![batch("a", 1), batch("b", 3)]).await.unwrap());
+        assert_eq!(version().await, Some(1));
+        let ctx = warehouse.session(&["skus"]).await.unwrap();
+        let rows = collect(&ctx, "test", "select system, qty from skus order by system").await.unwrap();
+        assert_eq!(integers(&rows[0], 1).unwrap(), [Some(1), Some(3)]);
+        // After a write that records no fingerprint (any other write), the one recorded before
+        // it says nothing: rows that match it are written.
+        warehouse.write(&spec, vec![batch("a", 5)], Write::All).await.unwrap();
+        assert!(warehouse.replace_if_changed(&spec, vec![batch("a", 1), batch("b", 3)]).await.unwrap());
+        assert_eq!(version().await, Some(3));
+    }
+
+    #[test]
+    fn content_fingerprints_ignore_row_order_but_not_values_or_columns() {
+        let schema = batch("a", 0).schema();
+        let fingerprint = |batches: &[RecordBatch]| content_fingerprint(&schema, batches).unwrap();
+        assert_eq!(fingerprint(&[batch("a", 1), batch("b", 2)]), fingerprint(&[batch("b", 2), batch("a", 1)]));
+        assert_ne!(fingerprint(&[batch("a", 1), batch("b", 2)]), fingerprint(&[batch("a", 2), batch("b", 1)]));
+        let renamed = Arc::new(Schema::new(vec![Field::new("location", DataType::Utf8, false), Field::new("qty", DataType::Int64, false)]));
+        assert_ne!(content_fingerprint(&renamed, &[batch("a", 1)]).unwrap(), fingerprint(&[batch("a", 1)]));
     }
 }
