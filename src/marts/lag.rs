@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, Scalar, StringArray};
 use arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type};
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
@@ -47,62 +47,117 @@ pub(super) async fn match_lags(ctx: &SessionContext, batches: Vec<RecordBatch>, 
     );
     let priors = collect(ctx, &format!("variances: positions before {first} to {last} for lag matching"), &sql).await?;
     let priors: Vec<[ArrayRef; 5]> = priors.iter().map(|b| Ok([views(b.column(0))?, views(b.column(1))?, b.column(2).clone(), b.column(3).clone(), b.column(4).clone()])).collect::<Result<_>>()?;
-    let mut days: HashMap<(&str, &str), Vec<Day>> = HashMap::new();
-    for [location, sku, day, on_hand, available] in &priors {
-        let (location, sku) = (location.as_string_view(), sku.as_string_view());
-        let (day, on_hand, available) = (day.as_primitive::<Int32Type>(), on_hand.as_primitive::<Int64Type>(), available.as_primitive::<Int64Type>());
-        for i in 0..day.len() {
-            if location.is_null(i) || sku.is_null(i) || day.is_null(i) {
-                continue;
+    let history = History::new(&priors);
+    batches.into_iter().map(|b| match_batch(&b, &history, lag_days)).collect()
+}
+
+/// The authoritative days of each SKU-location, in one flat list grouped by SKU-location
+/// (a counting sort on an id per SKU-location): one hash lookup per position and no list
+/// per SKU-location to grow. A full build's chunk holds about a million such days.
+struct History<'a> {
+    ids: HashMap<(&'a str, &'a str), u32>,
+    /// Where each SKU-location's days start in `days`; one more entry than there are ids.
+    starts: Vec<usize>,
+    days: Vec<Day>,
+}
+
+impl<'a> History<'a> {
+    fn new(priors: &'a [[ArrayRef; 5]]) -> History<'a> {
+        let rows: usize = priors.iter().map(|p| p[2].len()).sum();
+        let mut ids: HashMap<(&str, &str), u32> = HashMap::with_capacity(rows / 8);
+        // First pass: each row's id (None where a key is missing), and the days per id.
+        let mut row_ids: Vec<Option<u32>> = Vec::with_capacity(rows);
+        let mut counts: Vec<usize> = vec![];
+        for [location, sku, day, ..] in priors {
+            let (location, sku, day) = (location.as_string_view(), sku.as_string_view(), day.as_primitive::<Int32Type>());
+            for i in 0..day.len() {
+                if location.is_null(i) || sku.is_null(i) || day.is_null(i) {
+                    row_ids.push(None);
+                    continue;
+                }
+                let next = ids.len() as u32;
+                let id = *ids.entry((location.value(i), sku.value(i))).or_insert(next);
+                if id == next {
+                    counts.push(0);
+                }
+                counts[id as usize] += 1;
+                row_ids.push(Some(id));
             }
-            days.entry((location.value(i), sku.value(i))).or_default().push((day.value(i), on_hand.is_valid(i).then(|| on_hand.value(i)), available.is_valid(i).then(|| available.value(i))));
         }
+        let mut starts = Vec::with_capacity(counts.len() + 1);
+        starts.push(0);
+        for count in &counts {
+            starts.push(starts.last().copied().unwrap_or(0) + count);
+        }
+        // Second pass: each row into its id's slots.
+        let mut cursor = starts[..counts.len()].to_vec();
+        let mut days = vec![(0, None, None); rows];
+        let mut row = 0;
+        for [_, _, day, on_hand, available] in priors {
+            let (day, on_hand, available) = (day.as_primitive::<Int32Type>(), on_hand.as_primitive::<Int64Type>(), available.as_primitive::<Int64Type>());
+            for i in 0..day.len() {
+                if let Some(id) = row_ids[row] {
+                    let slot = &mut cursor[id as usize];
+                    days[*slot] = (day.value(i), on_hand.is_valid(i).then(|| on_hand.value(i)), available.is_valid(i).then(|| available.value(i)));
+                    *slot += 1;
+                }
+                row += 1;
+            }
+        }
+        days.truncate(starts.last().copied().unwrap_or(0));
+        History { ids, starts, days }
     }
-    batches.into_iter().map(|b| match_batch(&b, &days, lag_days)).collect()
+
+    /// The days back (1 to `lag_days`) to the nearest earlier day whose number in the bucket
+    /// compared equals `qty`.
+    fn lag(&self, location: &str, sku: &str, today: i32, on_hand_bucket: bool, qty: i64, lag_days: i64) -> Option<i64> {
+        let id = *self.ids.get(&(location, sku))? as usize;
+        self.days[self.starts[id]..self.starts[id + 1]]
+            .iter()
+            .filter(|&&(_, on_hand, available)| (if on_hand_bucket { on_hand } else { available }) == Some(qty))
+            .map(|&(day, ..)| i64::from(today) - i64::from(day))
+            .filter(|back| (1..=lag_days).contains(back))
+            .min()
+    }
 }
 
 /// One batch with its lags matched.
-fn match_batch(batch: &RecordBatch, days: &HashMap<(&str, &str), Vec<Day>>, lag_days: i64) -> Result<RecordBatch> {
+fn match_batch(batch: &RecordBatch, history: &History, lag_days: i64) -> Result<RecordBatch> {
     let snapshot_date = column(batch, "snapshot_date")?;
     let snapshot_date = snapshot_date.as_primitive::<Date32Type>();
     let (location, sku) = (views(&column(batch, "location_id")?)?, views(&column(batch, "sku")?)?);
     let (location, sku) = (location.as_string_view(), sku.as_string_view());
     let bucket = column(batch, "bucket")?;
-    let bucket = arrow::compute::cast(&bucket, &DataType::Utf8).map_err(|e| Error::arrow("variances: reading bucket", e))?;
-    let bucket = bucket.as_string::<i32>();
+    let on_hand = arrow::compute::cast(&StringArray::from(vec!["on_hand"]), bucket.data_type()).map_err(|e| Error::arrow("variances: reading bucket", e))?;
+    let on_hand_bucket = arrow::compute::kernels::cmp::eq(&bucket, &Scalar::new(on_hand)).map_err(|e| Error::arrow("variances: reading bucket", e))?;
     let system_qty = column(batch, "system_qty")?;
     let system_qty = system_qty.as_primitive::<Int64Type>();
     let delta = column(batch, "delta")?;
     let delta = delta.as_primitive::<Int64Type>();
-    let explained = column(batch, "explained_by")?;
-    let explained = arrow::compute::cast(&explained, &DataType::Utf8).map_err(|e| Error::arrow("variances: reading explained_by", e))?;
-    let explained = explained.as_string::<i32>();
 
     let lags: Int64Array = (0..batch.num_rows())
         .map(|i| {
             if !delta.is_valid(i) || delta.value(i) == 0 || system_qty.is_null(i) || snapshot_date.is_null(i) || location.is_null(i) || sku.is_null(i) {
                 return None;
             }
-            let history = days.get(&(location.value(i), sku.value(i)))?;
-            let on_hand_bucket = bucket.is_valid(i) && bucket.value(i) == "on_hand";
-            let today = i64::from(snapshot_date.value(i));
-            history
-                .iter()
-                .filter(|&&(_, on_hand, available)| (if on_hand_bucket { on_hand } else { available }) == Some(system_qty.value(i)))
-                .map(|&(day, ..)| today - i64::from(day))
-                .filter(|back| (1..=lag_days).contains(back))
-                .min()
+            let on_hand = on_hand_bucket.is_valid(i) && on_hand_bucket.value(i);
+            history.lag(location.value(i), sku.value(i), snapshot_date.value(i), on_hand, system_qty.value(i), lag_days)
         })
         .collect();
-    let explained: StringArray = (0..batch.num_rows())
-        .map(|i| match explained.is_valid(i) {
-            true => Some(explained.value(i)),
-            false => lags.is_valid(i).then_some("lag"),
-        })
-        .collect();
+    // `lag` where a lag was found and nothing else explains the row.
+    let explained = column(batch, "explained_by")?;
+    let unexplained_lag = arrow::compute::and(&arrow::compute::is_null(&explained).map_err(|e| Error::arrow("variances: reading explained_by", e))?, &arrow::compute::is_not_null(&lags).map_err(|e| Error::arrow("variances: reading lags", e))?)
+        .map_err(|e| Error::arrow("variances: explaining lags", e))?;
+    let explained = match unexplained_lag.true_count() {
+        0 => explained,
+        _ => {
+            let lag = arrow::compute::cast(&StringArray::from(vec!["lag"]), explained.data_type()).map_err(|e| Error::arrow("variances: writing explained_by", e))?;
+            arrow::compute::kernels::zip::zip(&unexplained_lag, &Scalar::new(lag), &explained).map_err(|e| Error::arrow("variances: writing explained_by", e))?
+        }
+    };
     let mut columns = batch.columns().to_vec();
     let schema = batch.schema();
-    for (name, replaced) in [("lag_days", Arc::new(lags) as ArrayRef), ("explained_by", Arc::new(explained) as ArrayRef)] {
+    for (name, replaced) in [("lag_days", Arc::new(lags) as ArrayRef), ("explained_by", explained)] {
         let (index, field) = schema.column_with_name(name).ok_or_else(|| missing(name))?;
         columns[index] = arrow::compute::cast(&replaced, field.data_type()).map_err(|e| Error::arrow(format!("variances: writing {name}"), e))?;
     }
@@ -203,5 +258,36 @@ mod tests {
     async fn a_lag_looks_back_no_further_than_lag_days() {
         assert_eq!(matched(&[("on_hand", 7, -3, None), ("on_hand", 9, -1, None)], 2).await, [(None, None), (Some("lag".into()), Some(1))]);
         assert_eq!(matched(&[("on_hand", 9, -1, None)], 0).await, [(None, None)]);
+    }
+
+    #[test]
+    fn the_history_keeps_each_sku_locations_days_apart() {
+        // Two batches of positions, the SKU-locations' rows interleaved, one without a SKU.
+        let batch = |locations: Vec<Option<&str>>, skus: Vec<Option<&str>>, days: Vec<i32>, on_hand: Vec<Option<i64>>| -> [ArrayRef; 5] {
+            let n = days.len();
+            [
+                Arc::new(StringViewArray::from(locations)),
+                Arc::new(StringViewArray::from(skus)),
+                Arc::new(arrow::array::Int32Array::from(days)),
+                Arc::new(Int64Array::from(on_hand)),
+                Arc::new(Int64Array::from(vec![None; n])),
+            ]
+        };
+        let priors = [
+            batch(vec![Some("L1"), Some("L2"), Some("L1"), Some("L1")], vec![Some("S1"), Some("S1"), Some("S2"), None], vec![10, 10, 10, 10], vec![Some(5), Some(50), Some(500), Some(7)]),
+            batch(vec![Some("L2"), Some("L1"), Some("L1")], vec![Some("S1"), Some("S2"), Some("S1")], vec![11, 11, 11], vec![Some(51), Some(501), Some(6)]),
+        ];
+        let history = History::new(&priors);
+        assert_eq!(history.ids.len(), 3);
+        assert_eq!(history.days.len(), 6, "the row without a SKU is left out");
+        assert_eq!(history.lag("L1", "S1", 12, true, 5, 3), Some(2));
+        assert_eq!(history.lag("L1", "S1", 12, true, 6, 3), Some(1));
+        assert_eq!(history.lag("L2", "S1", 12, true, 50, 3), Some(2));
+        assert_eq!(history.lag("L1", "S2", 12, true, 501, 3), Some(1));
+        assert_eq!(history.lag("L1", "S2", 12, true, 50, 3), None, "another SKU-location's number");
+        assert_eq!(history.lag("L1", "S1", 12, true, 7, 3), None, "the SKU-less row's number");
+        assert_eq!(history.lag("L1", "S1", 12, false, 5, 3), None, "no available number");
+        assert_eq!(history.lag("L1", "S1", 13, true, 5, 2), None, "beyond lag_days");
+        assert_eq!(history.lag("L3", "S1", 12, true, 5, 3), None);
     }
 }
