@@ -61,6 +61,9 @@ pub enum Recipe {
 pub struct Mart {
     pub name: &'static str,
     pub recipe: Recipe,
+    /// The marts it reads: it is built once they are (checked against its SQL or source by
+    /// the unit test `every_mart_is_built_after_the_marts_it_reads`).
+    pub reads: &'static [&'static str],
     /// Queries returning the rows that break a rule (`<model>.test.sql`).
     pub tests: Option<&'static str>,
 }
@@ -84,33 +87,33 @@ pub const STAGING: &[Model] = &[
 
 /// Marts in dependency order.
 pub const MARTS: &[Mart] = &[
-    Mart { name: "coverage", recipe: Recipe::Daily { sql: include_str!("../../sql/marts/coverage.sql"), then: None }, tests: None },
+    Mart { name: "coverage", reads: &[], recipe: Recipe::Daily { sql: include_str!("../../sql/marts/coverage.sql"), then: None }, tests: None },
     Mart {
-        name: "positions",
+        name: "positions", reads: &[],
         recipe: Recipe::Daily { sql: include_str!("../../sql/marts/positions.sql"), then: None },
         tests: Some(include_str!("../../sql/marts/positions.test.sql")),
     },
     Mart {
-        name: "variances",
+        name: "variances", reads: &["positions"],
         recipe: Recipe::Daily { sql: include_str!("../../sql/marts/variances.sql"), then: Some(|ctx, rows, days, t| Box::pin(lag::match_lags(ctx, rows, days, t.lag_days))) },
         tests: Some(include_str!("../../sql/marts/variances.test.sql")),
     },
-    Mart { name: "sku_classes", recipe: Recipe::Walk(drift::abc::build), tests: None },
-    Mart { name: "variance_trends", recipe: Recipe::WeeklyRust(drift::trends::build), tests: None },
+    Mart { name: "sku_classes", reads: &["coverage", "positions"], recipe: Recipe::Walk(drift::abc::build), tests: None },
+    Mart { name: "variance_trends", reads: &["variances", "sku_classes"], recipe: Recipe::WeeklyRust(drift::trends::build), tests: None },
     Mart {
-        name: "drift_patterns",
+        name: "drift_patterns", reads: &["coverage", "positions", "variances", "sku_classes"],
         recipe: Recipe::Sliding { state: drift::patterns::STATE, build: drift::patterns::build },
         tests: None,
     },
     Mart {
-        name: "exceptions",
+        name: "exceptions", reads: &["coverage", "variances"],
         recipe: Recipe::Walk(drift::exceptions::build),
         tests: Some(include_str!("../../sql/marts/exceptions.test.sql")),
     },
-    Mart { name: "kpi_weekly", recipe: Recipe::Weekly(include_str!("../../sql/marts/kpi_weekly.sql")), tests: None },
-    Mart { name: "cycle_count_plan", recipe: Recipe::Rust(planning::counts::build), tests: None },
-    Mart { name: "buffer_recommendations", recipe: Recipe::Rust(planning::buffers::build), tests: None },
-    Mart { name: "purchase_recommendations", recipe: Recipe::Rust(planning::orders::build), tests: None },
+    Mart { name: "kpi_weekly", reads: &["coverage", "variances", "sku_classes", "exceptions"], recipe: Recipe::Weekly(include_str!("../../sql/marts/kpi_weekly.sql")), tests: None },
+    Mart { name: "cycle_count_plan", reads: &["coverage", "positions", "sku_classes", "drift_patterns", "exceptions"], recipe: Recipe::Rust(planning::counts::build), tests: None },
+    Mart { name: "buffer_recommendations", reads: &["coverage", "positions", "variances", "sku_classes", "drift_patterns"], recipe: Recipe::Rust(planning::buffers::build), tests: None },
+    Mart { name: "purchase_recommendations", reads: &["coverage", "positions", "variances", "sku_classes", "exceptions"], recipe: Recipe::Rust(planning::orders::build), tests: None },
 ];
 
 /// Every table a session over the warehouse can see.
@@ -180,64 +183,59 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
 
     let mut report = BuildReport { rows: vec![], failed_tests: vec![], scope };
     let progress = crate::progress::bar("build", MARTS.len() as u64);
-    for stage in STAGES {
-        let marts: Vec<&'static Mart> = stage.iter().map(|name| MARTS.iter().find(|m| m.name == *name).expect("a stage names marts")).collect();
-        let one = |mart: &'static Mart| {
-            let (ctx, plan, progress) = (&ctx, &plan, &progress);
-            async move {
-                progress.set_message(mart.name);
-                info!(mart = mart.name, "building mart");
-                let started = std::time::Instant::now();
-                let built = build_mart(warehouse, ctx, mart, plan).await;
-                if let Ok((rows, _)) = &built {
-                    info!(mart = mart.name, rows, seconds = started.elapsed().as_secs_f64(), peak_rss_mib = peak_rss_mib(), "mart built");
-                }
-                progress.inc(1);
-                built
+    let one = |mart: &'static Mart| {
+        let (ctx, plan, progress) = (&ctx, &plan, &progress);
+        async move {
+            progress.set_message(mart.name);
+            info!(mart = mart.name, "building mart");
+            let started = std::time::Instant::now();
+            let built = build_mart(warehouse, ctx, mart, plan).await;
+            if let Ok((rows, _)) = &built {
+                info!(mart = mart.name, rows, seconds = started.elapsed().as_secs_f64(), peak_rss_mib = peak_rss_mib(), "mart built");
             }
-        };
-        // Side by side only in a build of a few days: in a full build each mart keeps both
-        // cores busy, and the last stage took 8.2 / 10.9 s side by side against 8.3 / 9.4 s one
-        // after the other (tier M). Every mart of a stage finishes (none is dropped halfway
-        // through its commit) before a failure is reported.
-        let built = if plan.whole {
-            let mut built = Vec::with_capacity(marts.len());
-            for mart in &marts {
-                built.push(one(mart).await);
-            }
-            built
-        } else {
-            futures::future::join_all(marts.iter().map(|mart| one(mart))).await
-        };
-        for (mart, built) in marts.iter().zip(built) {
-            let (rows, failed) = built?;
-            report.rows.push((mart.name, rows));
-            report.failed_tests.extend(failed);
+            progress.inc(1);
+            (mart, built)
         }
+    };
+    // Each mart starts once the marts it reads are built. Side by side only in a build of a
+    // few days: such marts are small queries whose tails run on one core (a final aggregate,
+    // the statistics in Rust, a commit), and one after the other they leave the second core
+    // idle. In a full build each mart keeps both cores busy, and the last five marts took
+    // 8.2 / 10.9 s side by side against 8.3 / 9.4 s one after the other (tier M).
+    let side_by_side = if plan.whole { 1 } else { MARTS.len() };
+    let mut running = futures::stream::FuturesUnordered::new();
+    let (mut built, mut failure) = (std::collections::HashSet::new(), None);
+    let mut waiting: Vec<&'static Mart> = MARTS.iter().collect();
+    loop {
+        // After a failure nothing more starts, but every mart started finishes (none is
+        // dropped halfway through its commit) before the failure is reported.
+        while failure.is_none() && running.len() < side_by_side {
+            let Some(next) = waiting.iter().position(|m| m.reads.iter().all(|r| built.contains(r))) else { break };
+            running.push(one(waiting.remove(next)));
+        }
+        let Some((mart, result)) = futures::StreamExt::next(&mut running).await else { break };
+        match result {
+            Ok((rows, failed)) => {
+                built.insert(mart.name);
+                report.rows.push((mart.name, rows));
+                report.failed_tests.extend(failed);
+            }
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if let Some(mart) = waiting.first() {
+        return Err(Error::Usage(format!("mart {} reads marts that are never built: {:?}", mart.name, mart.reads)));
     }
     report.rows.sort_by_key(|(name, _)| MARTS.iter().position(|m| m.name == *name));
     progress.finish_and_clear();
     changes::save(warehouse, &now).await?;
     Ok(report)
 }
-
-/// The marts in stages: a stage's marts read none of each other's tables, only those of
-/// earlier stages. In a build of a few days (a daily run's) they are built side by side:
-/// such marts are small queries whose tails run on one core (a final aggregate, the
-/// statistics in Rust, a commit), and one after the other they leave the second core idle
-/// (a tier-M daily run's last stage took 1.33 s instead of 1.6 s). What the statistics marts read:
-/// sku_classes the sales; drift_patterns variances and movements; exceptions variances,
-/// coverage and counts; variance_trends variances and sku_classes; cycle_count_plan
-/// positions, drift_patterns and exceptions; buffer_recommendations variances,
-/// drift_patterns and sku_classes; purchase_recommendations positions, variances,
-/// exceptions, coverage and sku_classes.
-pub const STAGES: &[&[&str]] = &[
-    &["coverage"],
-    &["positions"],
-    &["variances"],
-    &["sku_classes", "drift_patterns", "exceptions"],
-    &["variance_trends", "kpi_weekly", "cycle_count_plan", "buffer_recommendations", "purchase_recommendations"],
-];
 
 /// One mart: its rows written, and the model tests that failed.
 async fn build_mart(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, plan: &Plan) -> Result<(usize, FailedTests)> {
@@ -477,23 +475,40 @@ mod tests {
         assert_eq!(day_marts, 3);
     }
 
-    /// Stages hold every mart once, in `MARTS`' dependency order, and no SQL mart reads a
-    /// mart of its own stage or a later one (the statistics marts' reads are listed in
-    /// `STAGES`' comment).
+    /// Where each mart's reads are written: its SQL model, or the source of the function
+    /// that makes it (with the shared helpers it calls).
+    fn sources(mart: &Mart) -> Vec<&'static str> {
+        let planning = include_str!("../planning/mod.rs");
+        match mart.name {
+            "sku_classes" => vec![include_str!("../drift/abc.rs"), planning],
+            "variance_trends" => vec![include_str!("../drift/trends.rs"), include_str!("../../sql/marts/variance_trends.sql")],
+            "drift_patterns" => vec![include_str!("../drift/patterns.rs"), planning],
+            "exceptions" => vec![include_str!("../drift/exceptions.rs"), include_str!("../drift/mod.rs")],
+            "cycle_count_plan" => vec![include_str!("../planning/counts.rs"), planning],
+            "buffer_recommendations" => vec![include_str!("../planning/buffers.rs"), planning],
+            "purchase_recommendations" => vec![include_str!("../planning/orders.rs"), planning],
+            _ => vec![mart.recipe_sql().expect("a mart made by a function is listed above")],
+        }
+    }
+
+    /// A mart is built only after the marts it reads (side by side in a daily build, so one
+    /// read too early would see yesterday's table): every other mart named anywhere in its
+    /// SQL, source (Rust comments included) or tests must be in its `reads`, and `MARTS`
+    /// lists every mart after those it reads (a full build takes them in that order).
     #[test]
-    fn stages_build_every_mart_once_after_what_it_reads() {
-        let staged: Vec<&str> = STAGES.iter().flat_map(|stage| stage.iter().copied()).collect();
-        let mut names: Vec<&str> = MARTS.iter().map(|m| m.name).collect();
-        let mut sorted = staged.clone();
-        sorted.sort();
-        names.sort();
-        assert_eq!(sorted, names, "every mart in exactly one stage");
-        let stage_of = |name: &str| STAGES.iter().position(|stage| stage.contains(&name));
-        for mart in MARTS {
-            let Some(sql) = mart.recipe_sql() else { continue };
-            let words: Vec<String> = strip_comments(sql).split(|c: char| !(c.is_alphanumeric() || c == '_')).map(str::to_lowercase).collect();
-            for other in MARTS.iter().filter(|o| o.name != mart.name && words.iter().any(|w| w == o.name)) {
-                assert!(stage_of(other.name) < stage_of(mart.name), "{} reads {} of a stage not before its own", mart.name, other.name);
+    fn every_mart_is_built_after_the_marts_it_reads() {
+        for (i, mart) in MARTS.iter().enumerate() {
+            for source in sources(mart).into_iter().chain(mart.tests) {
+                // SQL comments (`--`, in models and in SQL strings) read nothing.
+                let text = strip_comments(source.split("#[cfg(test)]").next().unwrap_or_default()).to_lowercase();
+                let words: Vec<&str> = text.split(|c: char| !(c.is_alphanumeric() || c == '_')).collect();
+                for other in MARTS.iter().filter(|o| o.name != mart.name && words.contains(&o.name)) {
+                    assert!(mart.reads.contains(&other.name), "{} names {} but does not list it in `reads`", mart.name, other.name);
+                }
+            }
+            for read in mart.reads {
+                let position = MARTS.iter().position(|m| m.name == *read);
+                assert!(position.is_some_and(|p| p < i), "{} reads {read}, which MARTS does not list before it", mart.name);
             }
         }
     }
