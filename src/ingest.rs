@@ -3,10 +3,11 @@
 //! `unmapped_rows` — and `run_systems` counts them. A system that cannot be read is recorded
 //! and the others go on; re-running the same files replaces, never duplicates.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use datafusion::common::HashMap;
 use tracing::{debug, info, warn};
 
 use crate::config::Pipeline;
@@ -402,7 +403,8 @@ fn place(
         Resolved::Unmapped => unreachable!("handled above"),
     };
     let duplicate_key = match &record {
-        Record::Snapshot(s) => format!("{load_date:?}|{}|{sku}", s.location),
+        // The day as a number: formatting a date costs more than the rest of the line.
+        Record::Snapshot(s) => format!("{:?}|{}|{sku}", load_date.map(|d| d.num_days_from_ce()), s.location),
         Record::Movement(m) => format!("{}|{}|{sku}|{}|{}|{:?}", m.event_at, m.location, m.kind, m.qty, m.reference),
         Record::Count(c) => format!("{}|{}|{sku}", c.count_date, c.location),
     };

@@ -2,7 +2,7 @@
 //! system's id names. Reference files are the merchant's master data, so a bad row there
 //! fails the run with the file, line and field, rather than being quarantined.
 
-use std::collections::HashMap;
+use datafusion::common::HashMap;
 
 use crate::error::{Error, Result};
 use crate::sources::table::{RawLine, Table};
