@@ -403,7 +403,7 @@ fn place(
         Resolved::Unmapped => unreachable!("handled above"),
     };
     let duplicate_key = match &record {
-        // The day as a number: formatting a date costs more than the rest of the line.
+        // The day as a number: chrono formats a date slowly, and this key is made per line.
         Record::Snapshot(s) => format!("{:?}|{}|{sku}", load_date.map(|d| d.num_days_from_ce()), s.location),
         Record::Movement(m) => format!("{}|{}|{sku}|{}|{}|{:?}", m.event_at, m.location, m.kind, m.qty, m.reference),
         Record::Count(c) => format!("{}|{}|{sku}", c.count_date, c.location),
