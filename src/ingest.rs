@@ -189,9 +189,8 @@ pub async fn load_reference(pipeline: &Pipeline) -> Result<Reference> {
 pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOptions) -> Result<RunReport> {
     let started_at = Utc::now();
     let clock = std::time::Instant::now();
-    let reference = load_reference(pipeline).await?;
-    write_reference(pipeline, &reference, warehouse).await?;
-    debug!(seconds = clock.elapsed().as_secs_f64(), "reference tables read and written");
+    let reference = Arc::new(load_reference(pipeline).await?);
+    debug!(seconds = clock.elapsed().as_secs_f64(), "reference files read");
 
     let mut loaded = Loaded::default();
     loaded.fingerprint.add(pipeline.name.as_bytes());
@@ -203,12 +202,15 @@ pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOption
     progress.set_message("reading");
     // Systems are read side by side (parsing runs on the blocking pool); their rows are
     // merged in pipeline order, so the result does not depend on which finished first.
-    let reference = Arc::new(reference);
     let reads = pipeline.systems.iter().map(|system| {
         ingest_system(system.clone(), reference.clone(), options.date, (&storage_options, &pipeline.retry), progress.clone())
     });
+    // The reference tables are written while the files are read (reading needs only the
+    // reference in memory); both are done before anything else is committed.
+    let (written, parts) = futures::join!(write_reference(pipeline, &reference, warehouse), futures::future::join_all(reads));
+    written?;
     let mut reports = Vec::new();
-    for (report, part) in futures::future::join_all(reads).await {
+    for (report, part) in parts {
         info!(system = %report.system, status = report.status, rows_in = report.rows_in, accepted = report.accepted,
               quarantined = report.quarantined, unmapped = report.unmapped, "system read");
         for e in &report.errors {
@@ -225,7 +227,7 @@ pub async fn run(pipeline: &Pipeline, warehouse: &Warehouse, options: &RunOption
         loaded.fingerprint.0
     );
 
-    debug!(seconds = clock.elapsed().as_secs_f64(), "systems read");
+    debug!(seconds = clock.elapsed().as_secs_f64(), "reference tables written and systems read");
     commit(&loaded, &run_id, warehouse).await?;
     progress.finish_and_clear();
     debug!(seconds = clock.elapsed().as_secs_f64(), "committed");
