@@ -47,11 +47,9 @@ pub fn content_fingerprint(schema: &SchemaRef, batches: &[RecordBatch]) -> Resul
     }
     let converter = RowConverter::new(schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect())
         .map_err(|e| Error::arrow(context, e))?;
-    let mut rows: Vec<Vec<u8>> = vec![];
-    for batch in batches {
-        let converted = converter.convert_columns(batch.columns()).map_err(|e| Error::arrow(context, e))?;
-        rows.extend(converted.iter().map(|row| row.as_ref().to_vec()));
-    }
+    let converted = batches.iter().map(|b| converter.convert_columns(b.columns()).map_err(|e| Error::arrow(context, e))).collect::<Result<Vec<_>>>()?;
+    // Sorted in place, without copying each row out.
+    let mut rows: Vec<&[u8]> = converted.iter().flat_map(|rows| rows.iter().map(|row| row.data())).collect();
     rows.sort_unstable();
     rows.hash(&mut hasher);
     Ok(hasher.finish())

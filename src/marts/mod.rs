@@ -89,24 +89,28 @@ pub const STAGING: &[Model] = &[
 pub const MARTS: &[Mart] = &[
     Mart { name: "coverage", reads: &[], recipe: Recipe::Daily { sql: include_str!("../../sql/marts/coverage.sql"), then: None }, tests: None },
     Mart {
-        name: "positions", reads: &[],
+        name: "positions",
+        reads: &[],
         recipe: Recipe::Daily { sql: include_str!("../../sql/marts/positions.sql"), then: None },
         tests: Some(include_str!("../../sql/marts/positions.test.sql")),
     },
     Mart {
-        name: "variances", reads: &["positions"],
+        name: "variances",
+        reads: &["positions"],
         recipe: Recipe::Daily { sql: include_str!("../../sql/marts/variances.sql"), then: Some(|ctx, rows, days, t| Box::pin(lag::match_lags(ctx, rows, days, t.lag_days))) },
         tests: Some(include_str!("../../sql/marts/variances.test.sql")),
     },
     Mart { name: "sku_classes", reads: &["coverage", "positions"], recipe: Recipe::Walk(drift::abc::build), tests: None },
     Mart { name: "variance_trends", reads: &["variances", "sku_classes"], recipe: Recipe::WeeklyRust(drift::trends::build), tests: None },
     Mart {
-        name: "drift_patterns", reads: &["coverage", "positions", "variances", "sku_classes"],
+        name: "drift_patterns",
+        reads: &["coverage", "positions", "variances", "sku_classes"],
         recipe: Recipe::Sliding { state: drift::patterns::STATE, build: drift::patterns::build },
         tests: None,
     },
     Mart {
-        name: "exceptions", reads: &["coverage", "variances"],
+        name: "exceptions",
+        reads: &["coverage", "variances"],
         recipe: Recipe::Walk(drift::exceptions::build),
         tests: Some(include_str!("../../sql/marts/exceptions.test.sql")),
     },
