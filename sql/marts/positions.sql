@@ -5,14 +5,18 @@
 -- destination: the sending system reports them as outbound and the receiving system as
 -- incoming, so adding the systems' own in-transit figures would count every transfer twice.
 --
--- Built for the days $first_day to $last_day at a time (stocktake fills them in).
--- The authoritative rows are picked from `snapshots` before their SKUs are looked up (which
--- stg_snapshots does for every system's rows): a third of the rows to join. DataFusion keeps
--- joins in the order written and hashes the left side when it cannot tell the sizes (so the
--- 40-odd locations come first in the last join).
+-- Built for the days $first_day to $last_day at a time (stocktake fills them in, and
+-- $authoritative_systems: the systems authoritative at some location, so that the scan skips
+-- the partitions of the others, whose rows the join below would drop).
+-- DataFusion hashes the left side of a join unless it can tell that side is the larger, and
+-- it guesses a join of the locations to the snapshots at 40 rows. So the SKUs (20 k at tier M)
+-- come first, hashed and looked up by every row read, and the locations' authority after:
+-- written the other way round, the ~1 M authoritative rows of a 14-day chunk were hashed to
+-- look up 20 k SKUs (0.30 instead of 0.18 CPU-s for the two joins).
 with snapshots as (
     select * from snapshots
     where snapshot_date >= $first_day and snapshot_date <= $last_day
+      and system in ($authoritative_systems)
 ),
 
 skus as (
@@ -29,12 +33,15 @@ transfers as (
 
 -- Bundles are left out, as in stg_snapshots: a kit's stock is its components'.
 authoritative as (
-    select s.*, arrow_cast(s.snapshot_date, 'Int32') as day_number, k.unit_cost
-    from snapshots s
-    join authority a
-        on a.location_id = s.location_id and a.authoritative_system = s.system
-    join skus k on k.sku = s.sku
-    where not k.is_bundle
+    select s.*, arrow_cast(s.snapshot_date, 'Int32') as day_number
+    from authority a
+    join (
+        select s.*, k.unit_cost
+        from skus k
+        join snapshots s on s.sku = k.sku
+        where not k.is_bundle
+    ) s
+        on s.location_id = a.location_id and s.system = a.authoritative_system
 ),
 
 -- Read from the partition column alone.

@@ -12,7 +12,9 @@
 --   lag         the system equals the authoritative value of one of the previous lag_days days
 --               (lag_days then says how many days behind it is).
 --
--- Built for the days $first_day to $last_day at a time. This model leaves lag_days NULL
+-- Built for the days $first_day to $last_day at a time, reading only the partitions of
+-- $compared_systems: the systems that report some location they are not authoritative at
+-- (from `coverage`; stocktake fills them in). This model leaves lag_days NULL
 -- and the lag explanation out: stocktake matches lags after it (src/marts/lag.rs), for
 -- the rows with a delta only (about one in nine), instead of carrying each position's
 -- previous days through the join for every row.
@@ -24,6 +26,7 @@ with snapshots as (
     select system, location_id, sku, snapshot_date, on_hand, available
     from snapshots
     where snapshot_date >= $first_day and snapshot_date <= $last_day
+      and system in ($compared_systems)
 ),
 
 positions as (

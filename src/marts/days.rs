@@ -78,7 +78,45 @@ pub(super) fn chunk_days(days: &[NaiveDate], scope: &changes::Scope, len: usize)
     chunks
 }
 
-/// Fills a day model's `$first_day` and `$last_day`.
-pub(super) fn bind_days(sql: &str, first: NaiveDate, last: NaiveDate) -> String {
-    strip_comments(sql).replace("$first_day", &format!("DATE '{first}'")).replace("$last_day", &format!("DATE '{last}'"))
+/// Fills a day model's `$first_day`, `$last_day` and `$authoritative_systems` (a SQL list).
+pub(super) fn bind_days(sql: &str, first: NaiveDate, last: NaiveDate, authoritative_systems: &str) -> String {
+    strip_comments(sql)
+        .replace("$first_day", &format!("DATE '{first}'"))
+        .replace("$last_day", &format!("DATE '{last}'"))
+        .replace("$authoritative_systems", authoritative_systems)
+}
+
+/// The systems compared to the authoritative one at some location on the days `first` to
+/// `last` (`coverage` of those days must be built), as a SQL list (`NULL` when none is):
+/// `$compared_systems` of a day model. Filtering `snapshots` on them skips the partitions of
+/// systems that report only where they are authoritative (at tier M the POS, the 3PL's WMS
+/// and Seller Central: a quarter of a day's rows), which the variances would read and join
+/// only to drop.
+pub(super) async fn compared_systems(ctx: &SessionContext, first: NaiveDate, last: NaiveDate) -> Result<String> {
+    let sql = bind_days(COMPARED_SYSTEMS, first, last, "");
+    let mut systems = vec![];
+    for batch in collect(ctx, &format!("listing the systems compared from {first} to {last}"), &sql).await? {
+        systems.extend(strings(&batch, 0)?.into_iter().flatten().map(|s| crate::warehouse::sql_string(&s)));
+    }
+    Ok(if systems.is_empty() { "NULL".into() } else { systems.join(", ") })
+}
+
+/// A bound day model to plan for its columns alone, reading no rows: its lists left empty.
+pub(super) fn for_schema(sql: String) -> String {
+    sql.replace("$compared_systems", "NULL")
+}
+
+pub(super) const COMPARED_SYSTEMS: &str = "select distinct c.system from coverage c join stg_authority a on a.location_id = c.location_id
+    where c.snapshot_date >= $first_day and c.snapshot_date <= $last_day and c.system <> a.authoritative_system order by 1";
+
+/// The systems authoritative at some location, as a SQL list (`NULL` when none is, which
+/// matches nothing). Filtering `snapshots` on them skips the other systems' partitions: at
+/// tier M, the storefront's and the planning tool's, half of a day's rows.
+pub(super) async fn authoritative_systems(ctx: &SessionContext) -> Result<String> {
+    let sql = "select distinct authoritative_system from stg_authority where authoritative_system is not null order by 1";
+    let mut systems = vec![];
+    for batch in collect(ctx, "listing the authoritative systems", sql).await? {
+        systems.extend(strings(&batch, 0)?.into_iter().flatten().map(|s| crate::warehouse::sql_string(&s)));
+    }
+    Ok(if systems.is_empty() { "NULL".into() } else { systems.join(", ") })
 }

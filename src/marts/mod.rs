@@ -96,7 +96,7 @@ pub const MARTS: &[Mart] = &[
     },
     Mart {
         name: "variances",
-        reads: &["positions"],
+        reads: &["coverage", "positions"],
         recipe: Recipe::Daily { sql: include_str!("../../sql/marts/variances.sql"), then: Some(|ctx, rows, days, t| Box::pin(lag::match_lags(ctx, rows, days, t.lag_days))) },
         tests: Some(include_str!("../../sql/marts/variances.test.sql")),
     },
@@ -183,7 +183,8 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
         changes::Scope::Nothing => None,
     };
     debug!(seconds = clock.elapsed().as_secs_f64(), "days planned");
-    let plan = Plan { thresholds, whole: matches!(scope, changes::Scope::Full(_)), days, chunks, first_week, append_from };
+    let authoritative_systems = authoritative_systems(&ctx).await?;
+    let plan = Plan { thresholds, authoritative_systems, whole: matches!(scope, changes::Scope::Full(_)), days, chunks, first_week, append_from };
 
     let mut report = BuildReport { rows: vec![], failed_tests: vec![], scope };
     let progress = crate::progress::bar("build", MARTS.len() as u64);
@@ -256,6 +257,8 @@ async fn build_mart(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, pl
 /// What this build recomputes, shared by every mart.
 struct Plan {
     thresholds: Thresholds,
+    /// `$authoritative_systems` of the day models.
+    authoritative_systems: String,
     /// Every day (the tables are replaced).
     whole: bool,
     /// Every day with snapshots, oldest first.
@@ -274,10 +277,14 @@ type FailedTests = Vec<(&'static str, String, usize)>;
 /// first range also takes every earlier day and the last every later one, so days that lost
 /// their snapshots go.
 async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sql: &str, then: Option<DayStep>, plan: &Plan, failed: &mut FailedTests) -> Result<usize> {
-    let bind = |sql: &str, (first, last): (NaiveDate, NaiveDate)| bind_days(sql, first, last);
+    let bind = |sql: &str, (first, last): (NaiveDate, NaiveDate)| bind_days(sql, first, last, &plan.authoritative_systems);
     let compute = |chunk: (NaiveDate, NaiveDate)| async move {
         let clock = std::time::Instant::now();
-        let mut batches = collect(ctx, &format!("mart {} ({} to {})", mart.name, chunk.0, chunk.1), &bind(sql, chunk)).await?;
+        let mut bound = bind(sql, chunk);
+        if bound.contains("$compared_systems") {
+            bound = bound.replace("$compared_systems", &compared_systems(ctx, chunk.0, chunk.1).await?);
+        }
+        let mut batches = collect(ctx, &format!("mart {} ({} to {})", mart.name, chunk.0, chunk.1), &bound).await?;
         if let Some(then) = then {
             batches = then(ctx, batches, chunk, &plan.thresholds).await?;
         }
@@ -294,7 +301,7 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
         let (batches, computed) = next.take().expect("computed before its turn");
         rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
         let context = format!("mart {} ({first} to {last})", mart.name);
-        let schema = schema_of(ctx, &context, &bind(sql, (first, last)), &batches).await?;
+        let schema = schema_of(ctx, &context, &for_schema(bind(sql, (first, last))), &batches).await?;
         let spec = TableSpec { name: mart.name, schema, partition_by: &["snapshot_date"] };
         let from = (!(plan.whole && i == 0)).then(|| format!("snapshot_date >= DATE '{first}'"));
         let to = (i + 1 < plan.chunks.len()).then(|| format!("snapshot_date <= DATE '{last}'"));
@@ -331,7 +338,7 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
         debug!(mart = mart.name, %first, %last, computed, written, "days built");
     }
     if plan.chunks.is_empty() && (plan.whole || warehouse.load(mart.name).await?.is_none()) {
-        let schema = schema_of(ctx, mart.name, &bind_days(sql, NaiveDate::MIN, NaiveDate::MIN), &[]).await?;
+        let schema = schema_of(ctx, mart.name, &for_schema(bind_days(sql, NaiveDate::MIN, NaiveDate::MIN, &plan.authoritative_systems)), &[]).await?;
         warehouse.write(&TableSpec { name: mart.name, schema, partition_by: &["snapshot_date"] }, vec![], Write::All).await?;
         warehouse.register(ctx, &[mart.name]).await?;
     }
@@ -491,6 +498,7 @@ mod tests {
             "cycle_count_plan" => vec![include_str!("../planning/counts.rs"), planning],
             "buffer_recommendations" => vec![include_str!("../planning/buffers.rs"), planning],
             "purchase_recommendations" => vec![include_str!("../planning/orders.rs"), planning],
+            "variances" => vec![include_str!("../../sql/marts/variances.sql"), include_str!("lag.rs"), days::COMPARED_SYSTEMS],
             _ => vec![mart.recipe_sql().expect("a mart made by a function is listed above")],
         }
     }
