@@ -93,12 +93,7 @@ pub(super) fn bind_days(sql: &str, first: NaiveDate, last: NaiveDate, authoritat
 /// and Seller Central: a quarter of a day's rows), which the variances would read and join
 /// only to drop.
 pub(super) async fn compared_systems(ctx: &SessionContext, first: NaiveDate, last: NaiveDate) -> Result<String> {
-    let sql = bind_days(COMPARED_SYSTEMS, first, last, "");
-    let mut systems = vec![];
-    for batch in collect(ctx, &format!("listing the systems compared from {first} to {last}"), &sql).await? {
-        systems.extend(strings(&batch, 0)?.into_iter().flatten().map(|s| crate::warehouse::sql_string(&s)));
-    }
-    Ok(if systems.is_empty() { "NULL".into() } else { systems.join(", ") })
+    sql_list(ctx, &format!("listing the systems compared from {first} to {last}"), &bind_days(COMPARED_SYSTEMS, first, last, "")).await
 }
 
 /// A bound day model to plan for its columns alone, reading no rows: its lists left empty.
@@ -114,9 +109,15 @@ pub(super) const COMPARED_SYSTEMS: &str = "select distinct c.system from coverag
 /// tier M, the storefront's and the planning tool's, half of a day's rows.
 pub(super) async fn authoritative_systems(ctx: &SessionContext) -> Result<String> {
     let sql = "select distinct authoritative_system from stg_authority where authoritative_system is not null order by 1";
-    let mut systems = vec![];
-    for batch in collect(ctx, "listing the authoritative systems", sql).await? {
-        systems.extend(strings(&batch, 0)?.into_iter().flatten().map(|s| crate::warehouse::sql_string(&s)));
+    sql_list(ctx, "listing the authoritative systems", sql).await
+}
+
+/// The texts a query returns, as a SQL list of literals (`NULL`, which matches nothing, when
+/// it returns none).
+async fn sql_list(ctx: &SessionContext, context: &str, sql: &str) -> Result<String> {
+    let mut texts = vec![];
+    for batch in collect(ctx, context, sql).await? {
+        texts.extend(strings(&batch, 0)?.into_iter().flatten().map(|s| crate::warehouse::sql_string(&s)));
     }
-    Ok(if systems.is_empty() { "NULL".into() } else { systems.join(", ") })
+    Ok(if texts.is_empty() { "NULL".into() } else { texts.join(", ") })
 }
