@@ -101,6 +101,8 @@ pub(super) fn for_schema(sql: String) -> String {
     sql.replace("$compared_systems", "NULL")
 }
 
+/// The query behind `compared_systems` (named among the variances' sources, so the mart
+/// dependency test sees that it reads `coverage`).
 pub(super) const COMPARED_SYSTEMS: &str = "select distinct c.system from coverage c join stg_authority a on a.location_id = c.location_id
     where c.snapshot_date >= $first_day and c.snapshot_date <= $last_day and c.system <> a.authoritative_system order by 1";
 
