@@ -92,8 +92,18 @@ pub(super) fn bind_days(sql: &str, first: NaiveDate, last: NaiveDate, authoritat
 /// systems that report only where they are authoritative (at tier M the POS, the 3PL's WMS
 /// and Seller Central: a quarter of a day's rows), which the variances would read and join
 /// only to drop.
-pub(super) async fn compared_systems(ctx: &SessionContext, first: NaiveDate, last: NaiveDate) -> Result<String> {
+async fn compared_systems(ctx: &SessionContext, first: NaiveDate, last: NaiveDate) -> Result<String> {
     sql_list(ctx, &format!("listing the systems compared from {first} to {last}"), &bind_days(COMPARED_SYSTEMS, first, last, "")).await
+}
+
+/// A day model bound to the days `first` to `last`: `bind_days`, then `$compared_systems`
+/// looked up when the model uses it.
+pub(super) async fn bind_chunk(ctx: &SessionContext, sql: &str, (first, last): (NaiveDate, NaiveDate), authoritative_systems: &str) -> Result<String> {
+    let bound = bind_days(sql, first, last, authoritative_systems);
+    if !bound.contains("$compared_systems") {
+        return Ok(bound);
+    }
+    Ok(bound.replace("$compared_systems", &compared_systems(ctx, first, last).await?))
 }
 
 /// A bound day model to plan for its columns alone, reading no rows: its lists left empty.

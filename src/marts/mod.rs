@@ -280,10 +280,7 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
     let bind = |sql: &str, (first, last): (NaiveDate, NaiveDate)| bind_days(sql, first, last, &plan.authoritative_systems);
     let compute = |chunk: (NaiveDate, NaiveDate)| async move {
         let clock = std::time::Instant::now();
-        let mut bound = bind(sql, chunk);
-        if bound.contains("$compared_systems") {
-            bound = bound.replace("$compared_systems", &compared_systems(ctx, chunk.0, chunk.1).await?);
-        }
+        let bound = bind_chunk(ctx, sql, chunk, &plan.authoritative_systems).await?;
         let mut batches = collect(ctx, &format!("mart {} ({} to {})", mart.name, chunk.0, chunk.1), &bound).await?;
         if let Some(then) = then {
             batches = then(ctx, batches, chunk, &plan.thresholds).await?;
