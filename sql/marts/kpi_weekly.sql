@@ -25,7 +25,10 @@
 -- time so that memory does not grow with history (every week in a full build). Weeks already built
 -- keep the ABC classes they were built with; `stocktake build --full` re-classes them.
 -- Movements are pruned by load_date, allowing for events dated up to two days after the
--- folder they arrive in (time zones).
+-- folder they arrive in (time zones); their weeks are bounded by instants (a constant cast to
+-- the column's type, folded once; a date cast would be computed for every row). The cast is to
+-- microseconds because the last pass ends at 9999-12-31, beyond DataFusion's default
+-- nanosecond timestamps.
 with classes as (
     select sku, abc_class from sku_classes
 ),
@@ -102,7 +105,8 @@ returns as (
     join movements s
         on s.reference = r.reference and s.sku = r.sku and s.location_id = r.location_id and s.kind = 'return_restock'
     where r.kind = 'return'
-      and arrow_cast(s.event_at, 'Date32') >= $first_week and arrow_cast(s.event_at, 'Date32') < $end_week
+      and s.event_at >= arrow_cast($first_week, 'Timestamp(Microsecond, Some("UTC"))')
+      and s.event_at < arrow_cast($end_week, 'Timestamp(Microsecond, Some("UTC"))')
       and s.load_date >= $first_week - interval '2 days'
 ),
 
@@ -203,7 +207,8 @@ facts as (
     from movements m
     left join classes k on k.sku = m.sku
     left join locations l on l.location_id = m.location_id
-    where m.kind = 'adjustment' and arrow_cast(m.event_at, 'Date32') >= $first_week and arrow_cast(m.event_at, 'Date32') < $end_week
+    where m.kind = 'adjustment' and m.event_at >= arrow_cast($first_week, 'Timestamp(Microsecond, Some("UTC"))')
+      and m.event_at < arrow_cast($end_week, 'Timestamp(Microsecond, Some("UTC"))')
       and m.load_date >= $first_week - interval '2 days'
     union all
     select r.week, coalesce(k.abc_class, 'C'), r.location_id, l.region, r.system, 'returns_to_sellable', cast(r.days as double), 1.0

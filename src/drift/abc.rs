@@ -62,12 +62,16 @@ pub fn classify(usage: &[(String, f64)], a_share: f64, b_share: f64) -> Vec<SkuC
 /// Usage over the 365 days up to the newest sale, annualised when history is shorter.
 const USAGE_SQL: &str = "
 with bounds as (
-    select max(sale_date) as last_day, min(sale_date) as first_day from stg_sales
+    select arrow_cast(max(event_at), 'Date32') as last_day, arrow_cast(min(event_at), 'Date32') as first_day,
+           date_trunc('day', max(event_at)) - interval '364 days' as window_start
+    from stg_sales
 ),
+-- From an instant (midnight UTC 364 days before the newest sale's day): a timestamp
+-- comparison per sale, not a date cast of every sale.
 window_sales as (
     select s.sku, sum(s.units) as units
     from stg_sales s cross join bounds b
-    where arrow_cast(s.sale_date, 'Int32') > arrow_cast(b.last_day, 'Int32') - 365
+    where s.event_at >= b.window_start
     group by s.sku
 ),
 days as (

@@ -37,7 +37,7 @@ with reported as (select distinct system, location_id, sku from snapshots where 
 daily as (
     select c.sku, c.system, cast(sum(s.units) as double) as units
     from reported c join stg_sales s on s.sku = c.sku and s.location_id = c.location_id
-    where s.load_date >= $first_load_day and s.sale_date >= $first_day and s.sale_date <= $today
+    where s.load_date >= $first_load_day and s.event_at >= $first_day and s.event_at < $day_after_today
     group by c.sku, c.system, s.sale_date
 )
 select sku, system, sum(units), sum(units * units) from daily group by sku, system";

@@ -26,11 +26,14 @@ pub async fn as_of(ctx: &SessionContext) -> Result<Option<i64>> {
     })
 }
 
-/// Fills `$today` and `$first_day` (days since the epoch) in a planning query as date
-/// literals, so scans read only the partitions of the demand window.
+/// Fills `$today`, `$day_after_today` and `$first_day` (days since the epoch) in a planning
+/// query as date literals, so scans read only the partitions of the demand window.
 pub fn bind_window(sql: &str, today: i64, first_day: i64) -> String {
     let date = |d: i64| format!("DATE '{}'", crate::drift::date_from_days(d));
-    sql.replace("$today", &date(today)).replace("$first_load_day", &date(first_day - 2)).replace("$first_day", &date(first_day))
+    sql.replace("$today", &date(today))
+        .replace("$day_after_today", &date(today + 1))
+        .replace("$first_load_day", &date(first_day - 2))
+        .replace("$first_day", &date(first_day))
 }
 
 pub fn service_level(class: &str, t: &Thresholds) -> f64 {

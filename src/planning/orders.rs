@@ -71,7 +71,7 @@ const SALES: &str = "
 with daily as (
     select s.sku, l.region, cast(sum(s.units) as double) as units
     from stg_sales s join locations l on l.location_id = s.location_id
-    where s.load_date >= $first_load_day and s.sale_date >= $first_day and s.sale_date <= $today
+    where s.load_date >= $first_load_day and s.event_at >= $first_day and s.event_at < $day_after_today
     group by s.sku, l.region, s.sale_date
 )
 select sku, region, sum(units), sum(units * units) from daily group by sku, region";
