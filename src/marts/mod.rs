@@ -149,6 +149,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
     }
     let clock = std::time::Instant::now();
     let ctx = warehouse.session(&all_tables()).await?;
+    ctx.state_ref().write().config_mut().set_extension(std::sync::Arc::new(planning::SharedWindowSales::default()));
     debug!(seconds = clock.elapsed().as_secs_f64(), "tables registered");
     for model in STAGING {
         let sql = format!("create or replace view {} as {}", model.name, strip_comments(model.sql));

@@ -28,16 +28,16 @@ pub fn buffer(z: f64, lag_days: f64, demand_sd: f64, variance_sd: f64) -> i64 {
     (z * (lag_days * demand_sd.powi(2) + variance_sd.powi(2)).sqrt()).ceil().max(0.0) as i64
 }
 
-/// Daily sales at the locations each selling system reports the SKU at today, as the sum and
-/// the sum of squares of the daily totals (only SKU × system pairs come back, not their days).
+/// Daily sales (`window_sales`) at the locations each selling system reports the SKU at today,
+/// as the sum and the sum of squares of the daily totals (only SKU × system pairs come back,
+/// not their days).
 /// Only selling systems get a buffer, and leaving the others out of the join keeps it to a
 /// row per sale and selling system instead of one per sale and system.
 const SALES: &str = "
 with reported as (select distinct system, location_id, sku from snapshots where snapshot_date = $today and system in ($selling)),
 daily as (
     select c.sku, c.system, cast(sum(s.units) as double) as units
-    from reported c join stg_sales s on s.sku = c.sku and s.location_id = c.location_id
-    where s.load_date >= $first_load_day and s.event_at >= $first_day and s.event_at < $day_after_today
+    from reported c join window_sales s on s.sku = c.sku and s.location_id = c.location_id
     group by c.sku, c.system, s.sale_date
 )
 select sku, system, sum(units), sum(units * units) from daily group by sku, system";
@@ -69,8 +69,12 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let window = |sql: &str| super::bind_window(sql, today, first_day).replace("$selling", &in_list);
         // Side by side: each is a scan then an aggregate's single-threaded tail.
         let (sales_sql, deltas_sql) = (window(SALES), window(DELTAS));
+        let sales = async {
+            super::register_window_sales(ctx, today, first_day).await?;
+            per_pair(ctx, "buffer_recommendations: sales", &sales_sql).await
+        };
         let (sales, deltas, measured) = futures::try_join!(
-            per_pair(ctx, "buffer_recommendations: sales", &sales_sql),
+            sales,
             per_pair(ctx, "buffer_recommendations: deltas", &deltas_sql),
             per_pair(ctx, "buffer_recommendations: lags", LAGS),
         )?;

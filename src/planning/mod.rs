@@ -7,12 +7,14 @@ pub mod orders;
 pub mod sheets;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use crate::config::Thresholds;
 use crate::drift::Columns;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::stats;
 use crate::warehouse::collect;
 
@@ -34,6 +36,52 @@ pub fn bind_window(sql: &str, today: i64, first_day: i64) -> String {
         .replace("$day_after_today", &date(today + 1))
         .replace("$first_load_day", &date(first_day - 2))
         .replace("$first_day", &date(first_day))
+}
+
+/// Sales per SKU-location and day over the demand window. The channel buffers and the
+/// purchase recommendations both sum them (per selling system, per region), so the window's
+/// movements are read once for both: a tier-M daily run took 2.87 / 3.05 / 2.86 s instead of
+/// 3.27 / 3.43 / 2.98 s, alternated.
+const WINDOW_SALES: &str = "
+select sku, location_id, sale_date, sum(units) as units
+from stg_sales
+where load_date >= $first_load_day and event_at >= $first_day and event_at < $day_after_today
+group by sku, location_id, sale_date";
+
+/// The session table holding `WINDOW_SALES`.
+pub const WINDOW_SALES_TABLE: &str = "window_sales";
+
+/// Set on a build's session so that its planning marts share one read of the window's sales
+/// (`marts::build` sets it; without it each mart reads them itself). The window is the same
+/// for both: today and `demand_window_days`, from the same session and thresholds.
+#[derive(Default)]
+pub struct SharedWindowSales(tokio::sync::OnceCell<(i64, i64)>);
+
+/// Registers `window_sales` for the window from `first_day` to `today`, unless a mart of the
+/// same build already did.
+pub async fn register_window_sales(ctx: &SessionContext, today: i64, first_day: i64) -> Result<()> {
+    let read = || async {
+        let sql = bind_window(WINDOW_SALES, today, first_day);
+        let frame = ctx.sql(&sql).await.map_err(|e| Error::query("planning: sales of the demand window", e))?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await.map_err(|e| Error::query("planning: sales of the demand window", e))?;
+        // Two partitions, so that the marts' joins and sums over it use both cores.
+        let (mut even, mut odd) = (vec![], vec![]);
+        for (i, batch) in batches.into_iter().enumerate() {
+            if i % 2 == 0 { even.push(batch) } else { odd.push(batch) }
+        }
+        let table = MemTable::try_new(schema, vec![even, odd]).map_err(|e| Error::query("planning: sales of the demand window", e))?;
+        ctx.register_table(WINDOW_SALES_TABLE, Arc::new(table)).map_err(|e| Error::query("planning: sales of the demand window", e))?;
+        Ok::<_, Error>((today, first_day))
+    };
+    match ctx.state().config().get_extension::<SharedWindowSales>() {
+        Some(shared) => {
+            let window = *shared.0.get_or_try_init(read).await?;
+            debug_assert_eq!(window, (today, first_day), "the planning marts of a build share one demand window");
+            Ok(())
+        }
+        None => read().await.map(|_| ()),
+    }
 }
 
 pub fn service_level(class: &str, t: &Thresholds) -> f64 {
@@ -118,5 +166,43 @@ mod tests {
             assert!((mean - m).abs() < 1e-12 && (sd - s).abs() < 1e-12, "{days} days: {mean} {sd} vs {m} {s}");
         }
         assert_eq!(window_stats(sum, squares, 0), (0.0, 0.0));
+    }
+
+    /// A session whose `stg_sales` holds sales on days 9, 10 (two) and 12, and one sold on
+    /// day 11 that was loaded on day 9 (partitions are read from two days before the window).
+    async fn sales_session() -> SessionContext {
+        let ctx = SessionContext::new();
+        let sql = "create view stg_sales as
+            select *, arrow_cast(sale_date, 'Timestamp(Microsecond, Some(\"UTC\"))') as event_at from (values
+                ('a', 'L1', arrow_cast(9, 'Date32'), arrow_cast(9, 'Date32'), 3),
+                ('a', 'L1', arrow_cast(10, 'Date32'), arrow_cast(10, 'Date32'), 2),
+                ('a', 'L1', arrow_cast(10, 'Date32'), arrow_cast(10, 'Date32'), 5),
+                ('a', 'L1', arrow_cast(11, 'Date32'), arrow_cast(9, 'Date32'), 4),
+                ('b', 'L2', arrow_cast(12, 'Date32'), arrow_cast(12, 'Date32'), 7)
+            ) as t(sku, location_id, sale_date, load_date, units)";
+        ctx.sql(sql).await.unwrap();
+        ctx
+    }
+
+    async fn window_rows(ctx: &SessionContext) -> Vec<String> {
+        let sql = "select sku || ' ' || location_id || ' ' || cast(arrow_cast(sale_date, 'Int32') as varchar) || ' ' || cast(units as varchar) from window_sales order by 1";
+        let batches = collect(ctx, "test", sql).await.unwrap();
+        batches.iter().flat_map(|b| Columns::new(b).text(0).unwrap()).flatten().collect()
+    }
+
+    #[tokio::test]
+    async fn window_sales_are_summed_per_day_and_read_once_per_build() {
+        let ctx = sales_session().await;
+        ctx.state_ref().write().config_mut().set_extension(Arc::new(SharedWindowSales::default()));
+        // The window of days 10 and 11: day 9 and day 12 fall outside.
+        register_window_sales(&ctx, 11, 10).await.unwrap();
+        assert_eq!(window_rows(&ctx).await, ["a L1 10 7", "a L1 11 4"]);
+        // The second mart of the build finds them: nothing is read again.
+        ctx.deregister_table("stg_sales").unwrap();
+        register_window_sales(&ctx, 11, 10).await.unwrap();
+        assert_eq!(window_rows(&ctx).await, ["a L1 10 7", "a L1 11 4"]);
+        // Without the build's extension, each call reads the sales itself.
+        let alone = SessionContext::new();
+        assert!(register_window_sales(&alone, 11, 10).await.is_err(), "no stg_sales to read");
     }
 }

@@ -65,13 +65,12 @@ where p.snapshot_date = $today
 group by p.sku, p.region, k.lead_time_days, k.lead_time_sd, k.case_pack, k.moq
 order by p.region, p.sku";
 
-/// Daily sales per SKU and region over the demand window, as the sum and the sum of squares
-/// of the daily totals.
+/// Daily sales per SKU and region over the demand window (`window_sales`), as the sum and the
+/// sum of squares of the daily totals.
 const SALES: &str = "
 with daily as (
     select s.sku, l.region, cast(sum(s.units) as double) as units
-    from stg_sales s join locations l on l.location_id = s.location_id
-    where s.load_date >= $first_load_day and s.event_at >= $first_day and s.event_at < $day_after_today
+    from window_sales s join locations l on l.location_id = s.location_id
     group by s.sku, l.region, s.sale_date
 )
 select sku, region, sum(units), sum(units * units) from daily group by sku, region";
@@ -104,8 +103,12 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let window = |sql: &str| super::bind_window(sql, today, first_day);
         // Side by side: each is a scan then an aggregate's single-threaded tail.
         let [sales_sql, disagreements_sql, stale_sql, positions_sql] = [SALES, DISAGREEMENTS, STALE, POSITIONS].map(window);
+        let sales = async {
+            super::register_window_sales(ctx, today, first_day).await?;
+            per_pair(ctx, "purchase_recommendations: sales", &sales_sql).await
+        };
         let (sales, disagreements, exceptions, staleness, positions) = futures::try_join!(
-            per_pair(ctx, "purchase_recommendations: sales", &sales_sql),
+            sales,
             collect(ctx, "purchase_recommendations: disagreements", &disagreements_sql),
             collect(ctx, "purchase_recommendations: exceptions", OPEN_EXCEPTIONS),
             collect(ctx, "purchase_recommendations: staleness", &stale_sql),
