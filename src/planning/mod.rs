@@ -49,7 +49,7 @@ where load_date >= $first_load_day and event_at >= $first_day and event_at < $da
 group by sku, location_id, sale_date";
 
 /// The session table holding `WINDOW_SALES`.
-pub const WINDOW_SALES_TABLE: &str = "window_sales";
+const WINDOW_SALES_TABLE: &str = "window_sales";
 
 /// Set on a build's session so that its planning marts share one read of the window's sales
 /// (`marts::build` sets it; without it each mart reads them itself). The window is the same
@@ -66,11 +66,11 @@ pub async fn register_window_sales(ctx: &SessionContext, today: i64, first_day: 
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await.map_err(|e| Error::query("planning: sales of the demand window", e))?;
         // Two partitions, so that the marts' joins and sums over it use both cores.
-        let (mut even, mut odd) = (vec![], vec![]);
+        let mut partitions = vec![vec![], vec![]];
         for (i, batch) in batches.into_iter().enumerate() {
-            if i % 2 == 0 { even.push(batch) } else { odd.push(batch) }
+            partitions[i % 2].push(batch);
         }
-        let table = MemTable::try_new(schema, vec![even, odd]).map_err(|e| Error::query("planning: sales of the demand window", e))?;
+        let table = MemTable::try_new(schema, partitions).map_err(|e| Error::query("planning: sales of the demand window", e))?;
         ctx.register_table(WINDOW_SALES_TABLE, Arc::new(table)).map_err(|e| Error::query("planning: sales of the demand window", e))?;
         Ok::<_, Error>((today, first_day))
     };
