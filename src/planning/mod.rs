@@ -60,18 +60,17 @@ pub struct SharedWindowSales(tokio::sync::OnceCell<(i64, i64)>);
 /// Registers `window_sales` for the window from `first_day` to `today`, unless a mart of the
 /// same build already did.
 pub async fn register_window_sales(ctx: &SessionContext, today: i64, first_day: i64) -> Result<()> {
+    let failed = |e| Error::query("planning: sales of the demand window", e);
     let read = || async {
-        let sql = bind_window(WINDOW_SALES, today, first_day);
-        let frame = ctx.sql(&sql).await.map_err(|e| Error::query("planning: sales of the demand window", e))?;
+        let frame = ctx.sql(&bind_window(WINDOW_SALES, today, first_day)).await.map_err(failed)?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await.map_err(|e| Error::query("planning: sales of the demand window", e))?;
         // Two partitions, so that the marts' joins and sums over it use both cores.
         let mut partitions = vec![vec![], vec![]];
-        for (i, batch) in batches.into_iter().enumerate() {
+        for (i, batch) in frame.collect().await.map_err(failed)?.into_iter().enumerate() {
             partitions[i % 2].push(batch);
         }
-        let table = MemTable::try_new(schema, partitions).map_err(|e| Error::query("planning: sales of the demand window", e))?;
-        ctx.register_table(WINDOW_SALES_TABLE, Arc::new(table)).map_err(|e| Error::query("planning: sales of the demand window", e))?;
+        let table = MemTable::try_new(schema, partitions).map_err(failed)?;
+        ctx.register_table(WINDOW_SALES_TABLE, Arc::new(table)).map_err(failed)?;
         Ok::<_, Error>((today, first_day))
     };
     match ctx.state().config().get_extension::<SharedWindowSales>() {
