@@ -40,11 +40,13 @@ pub enum Scope {
 
 /// What a build saw: its tracked files (`table/path`, with the earliest event day of a
 /// movements file, so that replacing it later says how far back it reached) and the
-/// fingerprint of the rest.
+/// fingerprint of the rest; and what it left: the newest day in `coverage` of each system at
+/// each location, which the next build goes on from when it only adds later days.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct State {
     files: BTreeMap<String, Option<NaiveDate>>,
     fingerprint: String,
+    pub newest_reports: BTreeMap<(String, String), NaiveDate>,
 }
 
 /// The current state of the inputs, read from the warehouse.
@@ -69,7 +71,7 @@ pub async fn current(warehouse: &Warehouse, ctx: &SessionContext, models: &str) 
         let batches = frame.collect().await.map_err(|e| Error::query(format!("fingerprinting {name}"), e))?;
         (name, content_fingerprint(&schema, &batches)?).hash(&mut hasher);
     }
-    Ok(State { files, fingerprint: format!("{:016x}", hasher.finish()) })
+    Ok(State { files, fingerprint: format!("{:016x}", hasher.finish()), newest_reports: BTreeMap::new() })
 }
 
 /// The state recorded by the last build, if any.
@@ -79,17 +81,22 @@ pub async fn last(warehouse: &Warehouse) -> Result<Option<State>> {
     }
     let ctx = warehouse.session(&[STATE_TABLE]).await?;
     let mut state = State::default();
-    let sql = format!("select item, value, cast(earliest_event as varchar) from {STATE_TABLE}");
+    let sql = format!("select item, value, cast(day as varchar) from {STATE_TABLE}");
     // A state this version cannot read (an older layout) means: build everything.
     let Ok(batches) = collect(&ctx, "reading the last build's state", &sql).await else { return Ok(None) };
     for batch in batches {
-        let earliest = strings(&batch, 2)?;
-        for ((item, value), earliest) in strings(&batch, 0)?.into_iter().zip(strings(&batch, 1)?).zip(earliest) {
+        let days = strings(&batch, 2)?;
+        for ((item, value), day) in strings(&batch, 0)?.into_iter().zip(strings(&batch, 1)?).zip(days) {
+            let day = day.and_then(|d| d.parse().ok());
             match (item.as_deref(), value) {
                 (Some("file"), Some(v)) => {
-                    state.files.insert(v, earliest.and_then(|d| d.parse().ok()));
+                    state.files.insert(v, day);
                 }
                 (Some("fingerprint"), Some(v)) => state.fingerprint = v,
+                (Some("newest_report"), Some(v)) => {
+                    let (Some((system, location)), Some(day)) = (v.split_once(REPORT_SEPARATOR), day) else { return Ok(None) };
+                    state.newest_reports.insert((system.to_string(), location.to_string()), day);
+                }
                 _ => {}
             }
         }
@@ -97,19 +104,27 @@ pub async fn last(warehouse: &Warehouse) -> Result<Option<State>> {
     Ok(Some(state))
 }
 
+/// Joins a newest report's system and location in `build_state.value` (neither holds a tab:
+/// ingest reads them from single-line CSV fields and folder names).
+const REPORT_SEPARATOR: char = '\t';
+
+/// Records the state in `build_state`: one row per item, `day` being a file's earliest event
+/// or a system's newest day at a location.
 pub async fn save(warehouse: &Warehouse, state: &State) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("item", DataType::Utf8, false),
         Field::new("value", DataType::Utf8, false),
-        Field::new("earliest_event", DataType::Date32, true),
+        Field::new("day", DataType::Date32, true),
     ]));
-    let items = std::iter::once("fingerprint").chain(state.files.keys().map(|_| "file"));
-    let values = std::iter::once(state.fingerprint.as_str()).chain(state.files.keys().map(String::as_str));
-    let earliest = std::iter::once(None).chain(state.files.values().map(|d| d.map(|d| (d - NaiveDate::default()).num_days() as i32)));
+    let reports = state.newest_reports.iter().map(|((system, location), day)| (format!("{system}{REPORT_SEPARATOR}{location}"), Some(*day)));
+    let rows: Vec<(&str, String, Option<NaiveDate>)> = std::iter::once(("fingerprint", state.fingerprint.clone(), None))
+        .chain(state.files.iter().map(|(file, day)| ("file", file.clone(), *day)))
+        .chain(reports.map(|(value, day)| ("newest_report", value, day)))
+        .collect();
     let batch = RecordBatch::try_new(schema.clone(), vec![
-        Arc::new(StringArray::from_iter_values(items)),
-        Arc::new(StringArray::from_iter_values(values)),
-        Arc::new(arrow::array::Date32Array::from_iter(earliest)),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str()))),
+        Arc::new(arrow::array::Date32Array::from_iter(rows.iter().map(|r| r.2.map(|d| (d - NaiveDate::default()).num_days() as i32)))),
     ])
     .map_err(|e| Error::arrow("recording the build state", e))?;
     warehouse.write(&TableSpec { name: STATE_TABLE, schema, partition_by: &[] }, vec![batch], Write::All).await
@@ -206,6 +221,7 @@ mod tests {
         State {
             files: files.iter().map(|(f, d)| (f.to_string(), d.map(day))).collect(),
             fingerprint: fingerprint.into(),
+            newest_reports: BTreeMap::new(),
         }
     }
 

@@ -110,10 +110,20 @@ returns as (
       and s.load_date >= $first_week - interval '2 days'
 ),
 
+-- Each system's newest snapshot at a location by the end of each week. A build that only adds
+-- days reads the new days' coverage and the newest days the last build kept (`coverage_kept`:
+-- all before the first new day, so by the end of every week built here); other builds keep
+-- none and read every day.
+reports as (
+    select system, location_id, arrow_cast(newest_day, 'Int32') as day from coverage_kept
+    union all
+    select system, location_id, arrow_cast(snapshot_date, 'Int32') from coverage where snapshot_date > $coverage_kept_until
+),
+
 latest_snapshot as (
-    select w.week, s.system, s.location_id, max(arrow_cast(s.snapshot_date, 'Int32')) as newest_day
-    from coverage s
-    join weeks w on arrow_cast(s.snapshot_date, 'Int32') <= arrow_cast(w.week, 'Int32') + 6
+    select w.week, s.system, s.location_id, max(s.day) as newest_day
+    from reports s
+    join weeks w on s.day <= arrow_cast(w.week, 'Int32') + 6
     group by w.week, s.system, s.location_id
 ),
 

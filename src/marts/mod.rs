@@ -18,6 +18,7 @@ use crate::changes;
 
 mod days;
 mod lag;
+pub mod reports;
 use days::*;
 pub(crate) use days::monday;
 
@@ -169,6 +170,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
         scope = changes::Scope::Full("the day marts are missing or partitioned differently".into());
     }
     info!(?scope, seconds = clock.elapsed().as_secs_f64(), "build scope");
+    let coverage_kept_until = reports::register(&ctx, last.as_ref(), &scope)?;
     let days = changes::snapshot_days(&now);
     // Walks go on from the new days when the build only adds days after those built before.
     let built_until = newest_built_day(&ctx).await?;
@@ -185,7 +187,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
     };
     debug!(seconds = clock.elapsed().as_secs_f64(), "days planned");
     let authoritative_systems = authoritative_systems(&ctx).await?;
-    let plan = Plan { thresholds, authoritative_systems, whole: matches!(scope, changes::Scope::Full(_)), days, chunks, first_week, append_from };
+    let plan = Plan { thresholds, authoritative_systems, whole: matches!(scope, changes::Scope::Full(_)), days, chunks, first_week, append_from, coverage_kept_until };
 
     let mut report = BuildReport { rows: vec![], failed_tests: vec![], scope };
     let progress = crate::progress::bar("build", MARTS.len() as u64);
@@ -251,6 +253,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
     }
     report.rows.sort_by_key(|(name, _)| MARTS.iter().position(|m| m.name == *name));
     progress.finish_and_clear();
+    now.newest_reports = reports::newest(&ctx, coverage_kept_until).await?;
     changes::save(warehouse, &now).await?;
     Ok(report)
 }
@@ -281,6 +284,8 @@ struct Plan {
     first_week: Option<NaiveDate>,
     /// The first new day (days since the epoch) when the build only adds days.
     append_from: Option<i64>,
+    /// `$coverage_kept_until` (see `reports`).
+    coverage_kept_until: NaiveDate,
 }
 
 type FailedTests = Vec<(&'static str, String, usize)>;
@@ -372,7 +377,7 @@ async fn build_weeks(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, s
     loop {
         let end = start.max(oldest) + chrono::Days::new(7 * WEEKS_PER_PASS);
         let end = if end > newest { far_future } else { end };
-        bound = strip_comments(sql).replace("$first_week", &format!("DATE '{start}'")).replace("$end_week", &format!("DATE '{end}'"));
+        bound = reports::bind(&strip_comments(sql), plan.coverage_kept_until).replace("$first_week", &format!("DATE '{start}'")).replace("$end_week", &format!("DATE '{end}'"));
         batches.extend(collect(ctx, &format!("mart {} (weeks {start} to {end})", mart.name), &bound).await?);
         if end == far_future {
             break;

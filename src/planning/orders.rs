@@ -26,6 +26,7 @@ use super::{as_of, classes, per_pair, service_level, window_stats, z_for};
 use crate::config::Thresholds;
 use crate::drift::Columns;
 use crate::error::{Error, Result};
+use crate::marts::reports;
 use crate::stats;
 use crate::warehouse::collect;
 
@@ -85,13 +86,10 @@ select e.sku, l.region, count(*), max(e.days_open) from exceptions e
 join locations l on l.location_id = e.location_id
 where e.status = 'open' group by e.sku, l.region";
 
+/// How long ago each authoritative source last reported (`$newest_reports`: `reports::NEWEST`).
 const STALE: &str = "
-with newest as (
-    select s.system, s.location_id, max(arrow_cast(s.snapshot_date, 'Int32')) as day
-    from coverage s group by s.system, s.location_id
-)
-select a.region, n.system, n.location_id, arrow_cast($today, 'Int32') - n.day
-from newest n
+select a.region, n.system, n.location_id, arrow_cast($today, 'Int32') - arrow_cast(n.newest_day, 'Int32')
+from ($newest_reports) n
 join stg_authority a on a.location_id = n.location_id and a.authoritative_system = n.system";
 
 pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
@@ -103,6 +101,7 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds) -> BoxFuture<'a, Re
         let window = |sql: &str| super::bind_window(sql, today, first_day);
         // Side by side: each is a scan then an aggregate's single-threaded tail.
         let [sales_sql, disagreements_sql, stale_sql, positions_sql] = [SALES, DISAGREEMENTS, STALE, POSITIONS].map(window);
+        let stale_sql = reports::bind_in(ctx, &stale_sql.replace("$newest_reports", reports::NEWEST))?;
         let sales = async {
             super::register_window_sales(ctx, today, first_day).await?;
             per_pair(ctx, "purchase_recommendations: sales", &sales_sql).await

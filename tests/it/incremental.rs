@@ -116,10 +116,19 @@ async fn new_days_are_built_alone_and_agree_with_a_full_build() {
     // Every movements file is known by the day of its earliest event, so that a late one
     // reaches back to it.
     let state = warehouse.session(&["build_state"]).await.unwrap();
-    let sql = "select count(earliest_event), count(*) from build_state where value like 'movements/%'";
+    let sql = "select count(day), count(*) from build_state where value like 'movements/%'";
     let batches = stocktake::warehouse::collect(&state, "reading build_state", sql).await.unwrap();
     let (dated, files) = (integers(&batches[0], 0).unwrap()[0].unwrap(), integers(&batches[0], 1).unwrap()[0].unwrap());
     assert!(files >= 8 && dated == files, "{dated} of {files} movements files dated");
+    // It also records each system's newest day at each location, which the next build that
+    // only adds days goes on from (both builds above agreed on kpi_weekly's stale systems).
+    let sql = "select value, cast(day as varchar) from build_state where item = 'newest_report' order by 1";
+    let kept: Vec<String> = stocktake::warehouse::collect(&state, "reading build_state", sql).await.unwrap().iter().flat_map(|b| {
+        let (values, days) = (stocktake::warehouse::strings(b, 0).unwrap(), stocktake::warehouse::strings(b, 1).unwrap());
+        values.into_iter().zip(days).map(|(v, d)| format!("{}|{}", v.unwrap().replace('\t', "|"), d.unwrap())).collect::<Vec<_>>()
+    }).collect();
+    let newest = rows(&warehouse, "select system, location_id, cast(max(snapshot_date) as varchar) from coverage group by system, location_id order by 1, 2").await;
+    assert!(newest.len() > 5 && kept == newest, "{kept:?} against {newest:?}");
     // A warehouse moved to another folder is the same warehouse: nothing to rebuild.
     let moved_dir = dir.path().join("moved");
     std::fs::rename(&warehouse_dir, &moved_dir).unwrap();

@@ -176,4 +176,7 @@ async fn an_unreachable_system_is_retried_then_fails_alone_and_shows_as_stale() 
     let stale = scalar(&w, "select stale_systems from kpi_weekly where week = DATE '2026-11-02' and segment_type = 'system' and segment = 'wms'").await;
     assert_eq!(stale, 1, "the failed system's staleness shows in the KPIs");
     assert_eq!(scalar(&w, "select stale_systems from kpi_weekly where week = DATE '2026-11-02' and segment_type = 'system' and segment = 'pos'").await, 0);
+    // It holds the purchase recommendations of the region it is authoritative in.
+    let held = rows(&w, "select distinct hold_reason from purchase_recommendations where hold_reason like '%stale source%'").await;
+    assert!(!held.is_empty() && held.iter().all(|r| r.contains("stale source: wms at ") && r.contains(" last reported 3 days ago")), "{held:?}");
 }
