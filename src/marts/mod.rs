@@ -117,7 +117,12 @@ pub const MARTS: &[Mart] = &[
     },
     Mart { name: "kpi_weekly", reads: &["coverage", "variances", "sku_classes", "exceptions"], recipe: Recipe::Weekly(include_str!("../../sql/marts/kpi_weekly.sql")), tests: None },
     Mart { name: "cycle_count_plan", reads: &["coverage", "positions", "sku_classes", "drift_patterns", "exceptions"], recipe: Recipe::Rust(planning::counts::build), tests: None },
-    Mart { name: "buffer_recommendations", reads: &["coverage", "positions", "variances", "sku_classes", "drift_patterns"], recipe: Recipe::Rust(planning::buffers::build), tests: None },
+    Mart {
+        name: "buffer_recommendations",
+        reads: &["coverage", "positions", "variances", "sku_classes", "drift_patterns"],
+        recipe: Recipe::Sliding { state: planning::buffers::STATE, build: planning::buffers::build },
+        tests: None,
+    },
     Mart { name: "purchase_recommendations", reads: &["coverage", "positions", "variances", "sku_classes", "exceptions"], recipe: Recipe::Rust(planning::orders::build), tests: None },
 ];
 

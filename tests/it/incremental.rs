@@ -38,6 +38,15 @@ async fn kept_counts(warehouse: &Warehouse) -> Vec<String> {
     batches.iter().flat_map(|b| stocktake::warehouse::strings(b, 0).unwrap()).map(Option::unwrap).collect()
 }
 
+/// buffer_recommendations' daily deltas kept for the next build, as text rows.
+async fn kept_deltas(warehouse: &Warehouse) -> Vec<String> {
+    let ctx = warehouse.session(&[stocktake::planning::buffers::STATE]).await.unwrap();
+    let sql = "select concat_ws('|', sku, system, snapshot_date, real_delta, coalesce(lag, -1), as_of, window_days)
+               from buffer_recommendations_state order by 1";
+    let batches = stocktake::warehouse::collect(&ctx, "kept deltas", sql).await.unwrap();
+    batches.iter().flat_map(|b| stocktake::warehouse::strings(b, 0).unwrap()).map(Option::unwrap).collect()
+}
+
 fn built(report: &marts::BuildReport, mart: &str) -> usize {
     report.rows.iter().find(|(name, _)| *name == mart).map(|(_, rows)| *rows).unwrap()
 }
@@ -86,6 +95,7 @@ async fn new_days_are_built_alone_and_agree_with_a_full_build() {
     assert!(appended[5].len() > 10, "exceptions open and close over these days: {:?}", appended[5].len());
     // drift_patterns moved its kept counts on by the new day (twice since the first build).
     let slid = kept_counts(&warehouse).await;
+    let slid_deltas = kept_deltas(&warehouse).await;
     let newest = (days[7] - NaiveDate::default()).num_days().to_string();
     assert!(slid.len() > 5000 && slid.iter().all(|r| r.ends_with(&format!("|{newest}"))), "{} rows, as of {newest}", slid.len());
     marts::build(&warehouse, true).await.unwrap();
@@ -93,6 +103,9 @@ async fn new_days_are_built_alone_and_agree_with_a_full_build() {
     let afresh = kept_counts(&warehouse).await;
     let difference = afresh.iter().zip(&slid).find(|(a, b)| a != b);
     assert!(afresh.len() == slid.len() && difference.is_none(), "counts moved on by a day agree with counts made afresh: {difference:?}");
+    // buffer_recommendations' daily deltas, kept and added to, agree with the window read afresh.
+    assert!(slid_deltas.len() > 100, "{} daily deltas", slid_deltas.len());
+    assert_eq!(kept_deltas(&warehouse).await, slid_deltas, "daily deltas kept and added to agree with deltas read afresh");
 
     // The day before is loaded again (a retry): back to that day.
     ingest_day(days[6]).await;
