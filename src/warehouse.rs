@@ -308,6 +308,18 @@ pub async fn collect(ctx: &SessionContext, context: &str, sql: &str) -> Result<V
     frame.collect().await.map_err(|e| Error::query(context, e))
 }
 
+/// `collect`, with at least one (maybe empty) batch: for rows that are kept as a table, whose
+/// schema is needed even when there are none.
+pub async fn collect_at_least_one(ctx: &SessionContext, context: &str, sql: &str) -> Result<Vec<RecordBatch>> {
+    let frame = ctx.sql(sql).await.map_err(|e| Error::query(context, e))?;
+    let schema = frame.schema().inner().clone();
+    let mut batches = frame.collect().await.map_err(|e| Error::query(context, e))?;
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    Ok(batches)
+}
+
 /// A column as strings, whatever Arrow string layout the scan produced (Utf8, Utf8View…).
 pub fn strings(batch: &RecordBatch, column: usize) -> Result<Vec<Option<String>>> {
     let array = arrow::compute::cast(batch.column(column), &arrow::datatypes::DataType::Utf8)

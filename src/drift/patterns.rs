@@ -496,13 +496,7 @@ async fn series_counts(ctx: &SessionContext, append_from: Option<i64>, now: Span
 
 /// The counts, with at least one (maybe empty) batch: they are kept, so their schema is needed.
 async fn collect_counts(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
-    let frame = ctx.sql(sql).await.map_err(|e| Error::query("drift_patterns: series counts", e))?;
-    let schema = frame.schema().inner().clone();
-    let mut batches = frame.collect().await.map_err(|e| Error::query("drift_patterns: series counts", e))?;
-    if batches.is_empty() {
-        batches.push(RecordBatch::new_empty(schema));
-    }
-    Ok(batches)
+    crate::warehouse::collect_at_least_one(ctx, "drift_patterns: series counts", sql).await
 }
 
 /// Base rates per system, and the series that may show a pattern (`may_show_a_pattern` on

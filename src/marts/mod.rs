@@ -192,7 +192,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
     };
     debug!(seconds = clock.elapsed().as_secs_f64(), "days planned");
     let authoritative_systems = authoritative_systems(&ctx).await?;
-    let plan = Plan { thresholds, authoritative_systems, whole: matches!(scope, changes::Scope::Full(_)), days, chunks, first_week, append_from, coverage_kept_until };
+    let plan = Plan { thresholds, authoritative_systems, whole: matches!(scope, changes::Scope::Full(_)), days, chunks, first_week, append_from };
 
     let mut report = BuildReport { rows: vec![], failed_tests: vec![], scope };
     let progress = crate::progress::bar("build", MARTS.len() as u64);
@@ -289,8 +289,6 @@ struct Plan {
     first_week: Option<NaiveDate>,
     /// The first new day (days since the epoch) when the build only adds days.
     append_from: Option<i64>,
-    /// `$coverage_kept_until` (see `reports`).
-    coverage_kept_until: NaiveDate,
 }
 
 type FailedTests = Vec<(&'static str, String, usize)>;
@@ -382,7 +380,7 @@ async fn build_weeks(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, s
     loop {
         let end = start.max(oldest) + chrono::Days::new(7 * WEEKS_PER_PASS);
         let end = if end > newest { far_future } else { end };
-        bound = reports::bind(&strip_comments(sql), plan.coverage_kept_until).replace("$first_week", &format!("DATE '{start}'")).replace("$end_week", &format!("DATE '{end}'"));
+        bound = reports::bind_in(ctx, &strip_comments(sql))?.replace("$first_week", &format!("DATE '{start}'")).replace("$end_week", &format!("DATE '{end}'"));
         batches.extend(collect(ctx, &format!("mart {} (weeks {start} to {end})", mart.name), &bound).await?);
         if end == far_future {
             break;

@@ -25,7 +25,7 @@ use super::{as_of, classes, per_pair, service_level, window_stats, z_for};
 use crate::config::Thresholds;
 use crate::drift::Columns;
 use crate::error::{Error, Result};
-use crate::warehouse::collect;
+use crate::warehouse::{collect, collect_at_least_one};
 
 pub fn buffer(z: f64, lag_days: f64, demand_sd: f64, variance_sd: f64) -> i64 {
     (z * (lag_days * demand_sd.powi(2) + variance_sd.powi(2)).sqrt()).ceil().max(0.0) as i64
@@ -69,36 +69,32 @@ select sku, system, snapshot_date, real_delta, lag from buffer_recommendations_s
 const DELTAS: &str = "
 select sku, system, sum(real_delta), sum(real_delta * real_delta), avg(lag) from buffer_daily_deltas group by sku, system";
 
-/// The daily deltas of the window: the kept ones and the new days' when the build only adds
-/// days after those the state was made for (`as_of`, with the same window), else all read
-/// afresh. Every row carries the day and window it was made for.
-async fn daily_deltas(ctx: &SessionContext, window: &(dyn Fn(&str) -> String + Sync), append_from: Option<i64>, today: i64, window_days: i64) -> Result<Vec<RecordBatch>> {
-    let stamp = |sql: &str| format!("select *, arrow_cast({today}, 'Int64') as as_of, arrow_cast({window_days}, 'Int64') as window_days from ({sql})");
-    let mut from = "$first_day".to_string();
-    let mut sql = None;
-    if let Some(append_from) = append_from
-        && ctx.table_exist(STATE).map_err(|e| Error::query("buffer_recommendations: kept deltas", e))?
-    {
-        let kept = collect(ctx, "buffer_recommendations: kept deltas", &format!("select min(as_of), max(as_of), min(window_days), max(window_days) from {STATE}")).await?;
-        let values = match kept.iter().find(|b| b.num_rows() > 0) {
-            Some(b) => (0..4).map(|i| Ok(Columns::new(b).int(i)?[0])).collect::<Result<Vec<_>>>()?,
-            None => vec![],
-        };
-        if let [Some(as_of), Some(as_of_max), Some(kept_window), Some(kept_window_max)] = values[..]
-            && as_of == as_of_max
-            && (kept_window, kept_window_max) == (window_days, window_days)
-            && as_of < append_from
-        {
-            from = format!("arrow_cast(arrow_cast({append_from}, 'Int32'), 'Date32')");
-            sql = Some(format!("{KEPT_DELTAS} union all "));
-        }
+/// Whether the kept daily deltas can be gone on from: the build only adds days after the one
+/// they were made for (`as_of`), with the same window.
+async fn kept_deltas_usable(ctx: &SessionContext, append_from: Option<i64>, window_days: i64) -> Result<bool> {
+    let Some(append_from) = append_from else { return Ok(false) };
+    if !ctx.table_exist(STATE).map_err(|e| Error::query("buffer_recommendations: kept deltas", e))? {
+        return Ok(false);
     }
-    let sql = format!("{}{}", sql.unwrap_or_default(), DAILY_DELTAS.replace("$from", &from));
-    let frame = ctx.sql(&window(&stamp(&sql))).await.map_err(|e| Error::query("buffer_recommendations: daily deltas", e))?;
-    let schema = frame.schema().inner().clone();
-    let batches = frame.collect().await.map_err(|e| Error::query("buffer_recommendations: daily deltas", e))?;
-    // At least one (maybe empty) batch: they are kept, so their schema is needed.
-    Ok(if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches })
+    let sql = format!("select min(as_of), max(as_of), min(window_days), max(window_days) from {STATE}");
+    let kept = collect(ctx, "buffer_recommendations: kept deltas", &sql).await?;
+    let Some(batch) = kept.iter().find(|b| b.num_rows() > 0) else { return Ok(false) };
+    let values = (0..4).map(|i| Ok(Columns::new(batch).int(i)?[0])).collect::<Result<Vec<_>>>()?;
+    Ok(matches!(values[..], [Some(as_of), Some(as_of_max), Some(kept_window), Some(kept_window_max)]
+        if as_of == as_of_max && (kept_window, kept_window_max) == (window_days, window_days) && as_of < append_from))
+}
+
+/// The daily deltas of the window: the kept ones and the new days' when they can be gone on
+/// from, else all read afresh. Every row carries the day and window it was made for.
+async fn daily_deltas(ctx: &SessionContext, window: &(dyn Fn(&str) -> String + Sync), append_from: Option<i64>, today: i64, window_days: i64) -> Result<Vec<RecordBatch>> {
+    let sql = match append_from {
+        Some(first_new) if kept_deltas_usable(ctx, append_from, window_days).await? => {
+            format!("{KEPT_DELTAS} union all {}", DAILY_DELTAS.replace("$from", &format!("arrow_cast(arrow_cast({first_new}, 'Int32'), 'Date32')")))
+        }
+        _ => DAILY_DELTAS.replace("$from", "$first_day"),
+    };
+    let stamped = format!("select *, arrow_cast({today}, 'Int64') as as_of, arrow_cast({window_days}, 'Int64') as window_days from ({sql})");
+    collect_at_least_one(ctx, "buffer_recommendations: daily deltas", &window(&stamped)).await
 }
 
 /// The session table `DELTAS` sums (a build's daily deltas).
