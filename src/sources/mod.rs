@@ -187,18 +187,20 @@ pub fn parse_table(
 ) -> FileParse {
     let table = Table::read(bytes, delimiter).and_then(|t| t.require(columns, delimiter));
     match table {
-        Ok(table) => FileParse {
-            lines: table
-                .lines
-                .iter()
-                .map(|l| ParsedLine {
-                    line: l.line,
-                    raw: l.raw.clone(),
-                    result: l.check_width(&table).and_then(|()| record(&table, l)),
-                })
-                .collect(),
-            file_error: None,
-        },
+        Ok(Table { header, lines }) => {
+            // Each line is moved into its outcome, not copied: the header is all `record` reads.
+            let table = Table { header, lines: vec![] };
+            FileParse {
+                lines: lines
+                    .into_iter()
+                    .map(|l| {
+                        let result = l.check_width(&table).and_then(|()| record(&table, &l));
+                        ParsedLine { line: l.line, raw: l.raw, result }
+                    })
+                    .collect(),
+                file_error: None,
+            }
+        }
         Err(e) => {
             let error = RowError::new(&e.field, e.message);
             FileParse {
