@@ -320,6 +320,27 @@ pub async fn collect_at_least_one(ctx: &SessionContext, context: &str, sql: &str
     Ok(batches)
 }
 
+/// The values a kept table's rows were stamped with (`columns`, one value each: the day and
+/// window they were made for), or `None` when the table is not registered, holds no rows, or
+/// its rows disagree (then nothing kept can be gone on from).
+pub async fn kept_stamps(ctx: &SessionContext, table: &str, columns: &[&str]) -> Result<Option<Vec<i64>>> {
+    let context = format!("reading the stamps of {table}");
+    if !ctx.table_exist(table).map_err(|e| Error::query(&context, e))? {
+        return Ok(None);
+    }
+    let bounds = columns.iter().map(|c| format!("min({c}), max({c})")).collect::<Vec<_>>().join(", ");
+    let batches = collect(ctx, &context, &format!("select {bounds} from {table}")).await?;
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(None) };
+    let mut stamps = vec![];
+    for i in 0..columns.len() {
+        match (integers(batch, 2 * i)?[0], integers(batch, 2 * i + 1)?[0]) {
+            (Some(min), Some(max)) if min == max => stamps.push(min),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(stamps))
+}
+
 /// A column as strings, whatever Arrow string layout the scan produced (Utf8, Utf8View…).
 pub fn strings(batch: &RecordBatch, column: usize) -> Result<Vec<Option<String>>> {
     let array = arrow::compute::cast(batch.column(column), &arrow::datatypes::DataType::Utf8)

@@ -457,23 +457,10 @@ fn slide_sql(before: Span, now: Span) -> String {
 /// left nothing to append), with the same history and window, and only a few days.
 async fn kept_span(ctx: &SessionContext, append_from: Option<i64>, now: Span) -> Result<Option<Span>> {
     let Some(append_from) = append_from else { return Ok(None) };
-    if !ctx.table_exist(STATE).map_err(|e| Error::query("drift_patterns: kept counts", e))? {
-        return Ok(None);
-    }
-    let sql = format!(
-        "select min(as_of), max(as_of), min(history_days), max(history_days), min(window_len), max(window_len) from {STATE}"
-    );
-    let batches = collect(ctx, "drift_patterns: kept counts", &sql).await?;
-    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(None) };
-    let c = Columns::new(batch);
-    let values = (0..6).map(|i| Ok(c.int(i)?[0])).collect::<Result<Vec<_>>>()?;
-    let [Some(as_of), Some(as_of_max), Some(history), Some(history_max), Some(window), Some(window_max)] = values[..] else { return Ok(None) };
+    let Some(stamps) = crate::warehouse::kept_stamps(ctx, STATE, &["as_of", "history_days", "window_len"]).await? else { return Ok(None) };
+    let &[as_of, history, window] = &stamps[..] else { return Ok(None) };
     let before = Span { last_day: as_of, history, window };
-    let consistent = as_of == as_of_max && history == history_max && window == window_max;
-    let usable = consistent
-        && (history, window) == (now.history, now.window)
-        && as_of < append_from
-        && (0..=MAX_SLIDE_DAYS).contains(&(now.last_day - as_of));
+    let usable = (history, window) == (now.history, now.window) && as_of < append_from && (0..=MAX_SLIDE_DAYS).contains(&(now.last_day - as_of));
     Ok(usable.then_some(before))
 }
 

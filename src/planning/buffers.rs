@@ -23,9 +23,8 @@ use futures::future::BoxFuture;
 
 use super::{as_of, classes, per_pair, service_level, window_stats, z_for};
 use crate::config::Thresholds;
-use crate::drift::Columns;
 use crate::error::{Error, Result};
-use crate::warehouse::{collect, collect_at_least_one};
+use crate::warehouse::collect_at_least_one;
 
 pub fn buffer(z: f64, lag_days: f64, demand_sd: f64, variance_sd: f64) -> i64 {
     (z * (lag_days * demand_sd.powi(2) + variance_sd.powi(2)).sqrt()).ceil().max(0.0) as i64
@@ -69,27 +68,19 @@ select sku, system, snapshot_date, real_delta, lag from buffer_recommendations_s
 const DELTAS: &str = "
 select sku, system, sum(real_delta), sum(real_delta * real_delta), avg(lag) from buffer_daily_deltas group by sku, system";
 
-/// Whether the kept daily deltas can be gone on from: the build only adds days after the one
-/// they were made for (`as_of`), with the same window.
-async fn kept_deltas_usable(ctx: &SessionContext, append_from: Option<i64>, window_days: i64) -> Result<bool> {
-    let Some(append_from) = append_from else { return Ok(false) };
-    if !ctx.table_exist(STATE).map_err(|e| Error::query("buffer_recommendations: kept deltas", e))? {
-        return Ok(false);
-    }
-    let sql = format!("select min(as_of), max(as_of), min(window_days), max(window_days) from {STATE}");
-    let kept = collect(ctx, "buffer_recommendations: kept deltas", &sql).await?;
-    let Some(batch) = kept.iter().find(|b| b.num_rows() > 0) else { return Ok(false) };
-    let values = (0..4).map(|i| Ok(Columns::new(batch).int(i)?[0])).collect::<Result<Vec<_>>>()?;
-    Ok(matches!(values[..], [Some(as_of), Some(as_of_max), Some(kept_window), Some(kept_window_max)]
-        if as_of == as_of_max && (kept_window, kept_window_max) == (window_days, window_days) && as_of < append_from))
+/// Whether the kept daily deltas can be gone on from: the build only adds days from
+/// `first_new` on, after the day they were made for (`as_of`), with the same window.
+async fn kept_deltas_usable(ctx: &SessionContext, first_new: i64, window_days: i64) -> Result<bool> {
+    let stamps = crate::warehouse::kept_stamps(ctx, STATE, &["as_of", "window_days"]).await?;
+    Ok(matches!(stamps.as_deref(), Some(&[as_of, kept_window]) if kept_window == window_days && as_of < first_new))
 }
 
 /// The daily deltas of the window: the kept ones and the new days' when they can be gone on
 /// from, else all read afresh. Every row carries the day and window it was made for.
 async fn daily_deltas(ctx: &SessionContext, window: &(dyn Fn(&str) -> String + Sync), append_from: Option<i64>, today: i64, window_days: i64) -> Result<Vec<RecordBatch>> {
     let sql = match append_from {
-        Some(first_new) if kept_deltas_usable(ctx, append_from, window_days).await? => {
-            format!("{KEPT_DELTAS} union all {}", DAILY_DELTAS.replace("$from", &format!("arrow_cast(arrow_cast({first_new}, 'Int32'), 'Date32')")))
+        Some(first_new) if kept_deltas_usable(ctx, first_new, window_days).await? => {
+            format!("{KEPT_DELTAS} union all {}", DAILY_DELTAS.replace("$from", &format!("DATE '{}'", crate::drift::date_from_days(first_new))))
         }
         _ => DAILY_DELTAS.replace("$from", "$first_day"),
     };
