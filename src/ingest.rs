@@ -142,20 +142,24 @@ struct Loaded {
     movement_keys: BTreeSet<(String, Option<NaiveDate>)>,
     count_keys: BTreeSet<(String, Option<NaiveDate>)>,
     fingerprint: Fingerprint,
+    /// The systems' parts, in pipeline order, with their rows where they were read: moving
+    /// a day's rows into one list took longer than committing them.
+    parts: Vec<Loaded>,
 }
 
 impl Loaded {
     /// Adds one system's rows; its fingerprint enters as one value, in pipeline order.
-    fn absorb(&mut self, part: Loaded) {
-        self.snapshots.extend(part.snapshots);
-        self.movements.extend(part.movements);
-        self.counts.extend(part.counts);
-        self.quarantine.extend(part.quarantine);
-        self.unmapped.extend(part.unmapped);
-        self.snapshot_keys.extend(part.snapshot_keys);
-        self.movement_keys.extend(part.movement_keys);
-        self.count_keys.extend(part.count_keys);
+    fn absorb(&mut self, mut part: Loaded) {
+        self.snapshot_keys.append(&mut part.snapshot_keys);
+        self.movement_keys.append(&mut part.movement_keys);
+        self.count_keys.append(&mut part.count_keys);
         self.fingerprint.add(&part.fingerprint.0.to_le_bytes());
+        self.parts.push(part);
+    }
+
+    /// The rows of one kind: this part's, then its parts' (a system's part has none).
+    fn rows<'a, T: 'a>(&'a self, kind: impl Fn(&'a Loaded) -> &'a Vec<T> + 'a) -> impl Iterator<Item = &'a T> + 'a {
+        std::iter::once(self).chain(&self.parts).flat_map(move |p| kind(p).iter())
     }
 }
 
@@ -308,47 +312,45 @@ async fn ingest_system(
     (report, loaded)
 }
 
-/// Parses one file and places each of its lines.
+/// Parses one file and places each of its lines as it is read.
 fn read_file(
     system: &SourceConfig,
     reference: &Reference,
     file: &DroppedFile,
     bytes: &[u8],
     report: &mut SystemReport,
-    seen: &mut HashMap<String, (Name, usize)>,
+    seen: &mut HashMap<Box<[u8]>, (Name, usize)>,
     loaded: &mut Loaded,
 ) {
     loaded.fingerprint.add(system.name().as_bytes());
     loaded.fingerprint.add(file.relative.as_bytes());
     loaded.fingerprint.add(bytes);
-    let mut parsed = system.parse(bytes, file.stem());
-    if file.date.is_none() {
-        let error = RowError::new("<path>", format!("no YYYY-MM-DD date in the path '{}'", file.relative));
-        for line in &mut parsed.lines {
-            line.result = Err(error.clone());
-        }
-        parsed.file_error.get_or_insert(crate::sources::RowErrorAt { line: 0, error });
-    }
-    if let Some(fe) = &parsed.file_error {
-        report.errors.push(format!("{}:{}: field '{}': {}", file.display, fe.line, fe.error.field, fe.error.message));
-    }
     let key = (system.name().to_string(), file.date);
     if system.is_snapshot() {
         loaded.snapshot_keys.insert(key);
-        loaded.snapshots.reserve(parsed.lines.len());
     } else if matches!(system, SourceConfig::MovementsCsv(_)) {
         loaded.movement_keys.insert(key);
     } else {
         loaded.count_keys.insert(key);
     }
+    let dateless = file.date.is_none().then(|| RowError::new("<path>", format!("no YYYY-MM-DD date in the path '{}'", file.relative)));
     let names = (Name::from(system.name()), Name::from(file.display.as_str()));
-    for line in parsed.lines {
+    let mut file_error = system.parse(bytes, file.stem(), &mut |mut line| {
+        if let Some(error) = &dateless {
+            line.result = Err(error.clone());
+        }
         report.rows_in += 1;
         match place(&names, file, line, reference, seen, loaded) {
             Placed::Accepted => report.accepted += 1,
             Placed::Quarantined => report.quarantined += 1,
             Placed::Unmapped => report.unmapped += 1,
         }
+    });
+    if let Some(error) = dateless {
+        file_error.get_or_insert(crate::sources::RowErrorAt { line: 0, error });
+    }
+    if let Some(fe) = &file_error {
+        report.errors.push(format!("{}:{}: field '{}': {}", file.display, fe.line, fe.error.field, fe.error.message));
     }
 }
 
@@ -364,22 +366,22 @@ fn place(
     file: &DroppedFile,
     line: ParsedLine,
     reference: &Reference,
-    seen: &mut HashMap<String, (Name, usize)>,
+    seen: &mut HashMap<Box<[u8]>, (Name, usize)>,
     loaded: &mut Loaded,
 ) -> Placed {
     let system: &str = system_name;
     let load_date = file.date;
-    let quarantine = |loaded: &mut Loaded, raw: String, error: RowError| {
-        loaded.quarantine.push(QuarantineRow { system: system_name.clone(), load_date, file: file_name.clone(), line: line.line, raw, error });
+    let quarantine = |loaded: &mut Loaded, error: RowError| {
+        loaded.quarantine.push(QuarantineRow { system: system_name.clone(), load_date, file: file_name.clone(), line: line.line, raw: line.raw(), error });
         Placed::Quarantined
     };
-    let record = match line.result {
+    let record = match &line.result {
         Ok(r) => r,
-        Err(e) => return quarantine(loaded, line.raw, e),
+        Err(e) => return quarantine(loaded, e.clone()),
     };
     if reference.location(record.location()).is_none() {
         let e = RowError::new("location", format!("unknown location '{}' (not in the locations reference)", record.location()));
-        return quarantine(loaded, line.raw, e);
+        return quarantine(loaded, e);
     }
     let resolved = reference.resolve(system, record.external_id());
     if resolved == Resolved::Unmapped {
@@ -404,17 +406,13 @@ fn place(
         Resolved::Bundle(s, parts) => (s, Some(parts)),
         Resolved::Unmapped => unreachable!("handled above"),
     };
-    let duplicate_key = match &record {
-        // The day as a number: chrono formats a date slowly, and this key is made per line.
-        Record::Snapshot(s) => format!("{:?}|{}|{sku}", load_date.map(|d| d.num_days_from_ce()), s.location),
-        Record::Movement(m) => format!("{}|{}|{sku}|{}|{}|{:?}", m.event_at, m.location, m.kind, m.qty, m.reference),
-        Record::Count(c) => format!("{}|{}|{sku}", c.count_date, c.location),
-    };
+    let duplicate_key = duplicate_key(load_date, record, sku);
     if let Some((first_file, first_line)) = seen.get(&duplicate_key) {
         let e = RowError::new("<line>", format!("duplicate of {first_file}:{first_line}"));
-        return quarantine(loaded, line.raw, e);
+        return quarantine(loaded, e);
     }
     seen.insert(duplicate_key, (file_name.clone(), line.line));
+    let Ok(record) = line.result else { unreachable!("a line in error is quarantined above") };
     match record {
         Record::Snapshot(s) => loaded.snapshots.push(SnapshotRow {
             system: system_name.clone(),
@@ -459,6 +457,40 @@ fn place(
         }
     }
     Placed::Accepted
+}
+
+/// What two lines of one system share when one repeats the other, as bytes: formatting it
+/// as text took longer than reading the line (a day brings 200 k lines).
+fn duplicate_key(load_date: Option<NaiveDate>, record: &Record, sku: &str) -> Box<[u8]> {
+    let mut key = Vec::with_capacity(64);
+    // 0xFF never occurs in UTF-8: it ends each text unambiguously.
+    let text = |key: &mut Vec<u8>, text: &str| {
+        key.extend_from_slice(text.as_bytes());
+        key.push(0xFF);
+    };
+    match record {
+        Record::Snapshot(s) => {
+            key.extend_from_slice(&load_date.map_or(i32::MIN, |d| d.num_days_from_ce()).to_le_bytes());
+            text(&mut key, &s.location);
+            text(&mut key, sku);
+        }
+        Record::Movement(m) => {
+            key.extend_from_slice(&m.event_at.timestamp().to_le_bytes());
+            key.extend_from_slice(&m.event_at.timestamp_subsec_nanos().to_le_bytes());
+            text(&mut key, &m.location);
+            text(&mut key, sku);
+            text(&mut key, &m.kind);
+            key.extend_from_slice(&m.qty.to_le_bytes());
+            key.push(m.reference.is_some() as u8);
+            text(&mut key, m.reference.as_deref().unwrap_or_default());
+        }
+        Record::Count(c) => {
+            key.extend_from_slice(&c.count_date.num_days_from_ce().to_le_bytes());
+            text(&mut key, &c.location);
+            text(&mut key, sku);
+        }
+    }
+    key.into_boxed_slice()
 }
 
 fn components(sku: &str, parts: Option<&[(String, i64)]>) -> Vec<(String, i64)> {
@@ -509,67 +541,67 @@ async fn write_replacing(warehouse: &Warehouse, spec: &crate::warehouse::TableSp
 async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<()> {
     let clock = std::time::Instant::now();
     let rid = Some(run_id);
-    let s = &loaded.snapshots;
+    let s = || loaded.rows(|l| &l.snapshots);
     let mut b = BatchBuilder::new(&tables::SNAPSHOTS)
-        .str(s.iter().map(|r| Some(&*r.system)))
-        .str(s.iter().map(|r| Some(r.location.as_str())))
-        .str(s.iter().map(|r| Some(r.sku.as_str())))
-        .date(s.iter().map(|r| Some(r.date)))
-        .timestamp(s.iter().map(|r| Some(r.captured_at.unwrap_or_else(|| r.date.and_hms_opt(0, 0, 0).expect("midnight").and_utc()))));
+        .str(s().map(|r| Some(&*r.system)))
+        .str(s().map(|r| Some(r.location.as_str())))
+        .str(s().map(|r| Some(r.sku.as_str())))
+        .date(s().map(|r| Some(r.date)))
+        .timestamp(s().map(|r| Some(r.captured_at.unwrap_or_else(|| r.date.and_hms_opt(0, 0, 0).expect("midnight").and_utc()))));
     for bucket in tables::BUCKETS {
-        b = b.int(s.iter().map(|r| bucket_value(&r.buckets, bucket)));
+        b = b.int(s().map(|r| bucket_value(&r.buckets, bucket)));
     }
     let batch = b
-        .str(s.iter().map(|r| Some(&*r.file)))
-        .int(s.iter().map(|r| Some(r.line as i64)))
-        .str(s.iter().map(|_| rid))
+        .str(s().map(|r| Some(&*r.file)))
+        .int(s().map(|r| Some(r.line as i64)))
+        .str(s().map(|_| rid))
         .finish()?;
     let snapshots = write_replacing(warehouse, &tables::SNAPSHOTS, batch, replace_predicate(&loaded.snapshot_keys, "snapshot_date"));
 
-    let m = &loaded.movements;
+    let m = || loaded.rows(|l| &l.movements);
     let batch = BatchBuilder::new(&tables::MOVEMENTS)
-        .str(m.iter().map(|r| Some(&*r.system)))
-        .date(m.iter().map(|r| r.load_date))
-        .timestamp(m.iter().map(|r| Some(r.m.event_at)))
-        .str(m.iter().map(|r| Some(r.m.location.as_str())))
-        .str(m.iter().map(|r| Some(r.sku.as_str())))
-        .str(m.iter().map(|r| Some(r.m.kind.as_str())))
-        .int(m.iter().map(|r| Some(r.m.qty)))
-        .str(m.iter().map(|r| r.m.reason_code.as_deref()))
-        .str(m.iter().map(|r| r.m.reference.as_deref()))
-        .str(m.iter().map(|r| r.m.counterparty.as_deref()))
-        .str(m.iter().map(|r| r.bundle.as_deref()))
-        .str(m.iter().map(|r| Some(&*r.file)))
-        .int(m.iter().map(|r| Some(r.line as i64)))
-        .str(m.iter().map(|_| rid))
+        .str(m().map(|r| Some(&*r.system)))
+        .date(m().map(|r| r.load_date))
+        .timestamp(m().map(|r| Some(r.m.event_at)))
+        .str(m().map(|r| Some(r.m.location.as_str())))
+        .str(m().map(|r| Some(r.sku.as_str())))
+        .str(m().map(|r| Some(r.m.kind.as_str())))
+        .int(m().map(|r| Some(r.m.qty)))
+        .str(m().map(|r| r.m.reason_code.as_deref()))
+        .str(m().map(|r| r.m.reference.as_deref()))
+        .str(m().map(|r| r.m.counterparty.as_deref()))
+        .str(m().map(|r| r.bundle.as_deref()))
+        .str(m().map(|r| Some(&*r.file)))
+        .int(m().map(|r| Some(r.line as i64)))
+        .str(m().map(|_| rid))
         .finish()?;
     let movements = write_replacing(warehouse, &tables::MOVEMENTS, batch, replace_predicate(&loaded.movement_keys, "load_date"));
 
     let all_keys: BTreeSet<_> = loaded.snapshot_keys.iter().chain(&loaded.movement_keys).chain(&loaded.count_keys).cloned().collect();
-    let q = &loaded.quarantine;
-    let messages: Vec<String> = q.iter().map(|r| format!("{}:{}: field '{}': {}", r.file, r.line, r.error.field, r.error.message)).collect();
+    let q = || loaded.rows(|l| &l.quarantine);
+    let messages: Vec<String> = q().map(|r| format!("{}:{}: field '{}': {}", r.file, r.line, r.error.field, r.error.message)).collect();
     let batch = BatchBuilder::new(&tables::QUARANTINE)
-        .str(q.iter().map(|_| rid))
-        .str(q.iter().map(|r| Some(&*r.system)))
-        .date(q.iter().map(|r| r.load_date))
-        .str(q.iter().map(|r| Some(&*r.file)))
-        .int(q.iter().map(|r| Some(r.line as i64)))
-        .str(q.iter().map(|r| Some(r.error.field.as_str())))
-        .str(q.iter().map(|r| Some(r.raw.as_str())))
+        .str(q().map(|_| rid))
+        .str(q().map(|r| Some(&*r.system)))
+        .date(q().map(|r| r.load_date))
+        .str(q().map(|r| Some(&*r.file)))
+        .int(q().map(|r| Some(r.line as i64)))
+        .str(q().map(|r| Some(r.error.field.as_str())))
+        .str(q().map(|r| Some(r.raw.as_str())))
         .str(messages.iter().map(|m| Some(m.as_str())))
         .finish()?;
     let quarantine = write_replacing(warehouse, &tables::QUARANTINE, batch, replace_predicate(&all_keys, "load_date"));
 
-    let u = &loaded.unmapped;
+    let u = || loaded.rows(|l| &l.unmapped);
     let batch = BatchBuilder::new(&tables::UNMAPPED_ROWS)
-        .str(u.iter().map(|r| Some(&*r.system)))
-        .date(u.iter().map(|r| r.load_date))
-        .str(u.iter().map(|r| Some(&*r.file)))
-        .int(u.iter().map(|r| Some(r.line as i64)))
-        .str(u.iter().map(|r| Some(r.location.as_str())))
-        .str(u.iter().map(|r| Some(r.external_id.as_str())))
-        .int(u.iter().map(|r| r.units))
-        .str(u.iter().map(|_| rid))
+        .str(u().map(|r| Some(&*r.system)))
+        .date(u().map(|r| r.load_date))
+        .str(u().map(|r| Some(&*r.file)))
+        .int(u().map(|r| Some(r.line as i64)))
+        .str(u().map(|r| Some(r.location.as_str())))
+        .str(u().map(|r| Some(r.external_id.as_str())))
+        .int(u().map(|r| r.units))
+        .str(u().map(|_| rid))
         .finish()?;
     let unmapped = write_replacing(warehouse, &tables::UNMAPPED_ROWS, batch, replace_predicate(&all_keys, "load_date"));
     // Separate tables, each its own commit: written side by side. Counts come after the
@@ -577,20 +609,20 @@ async fn commit(loaded: &Loaded, run_id: &str, warehouse: &Warehouse) -> Result<
     futures::try_join!(snapshots, movements, quarantine, unmapped)?;
     debug!(seconds = clock.elapsed().as_secs_f64(), "snapshots, movements, quarantine and unmapped rows written");
     let book = book_quantities(loaded, warehouse).await?;
-    let c = &loaded.counts;
+    let c = || loaded.rows(|l| &l.counts);
     let batch = BatchBuilder::new(&tables::COUNTS)
-        .str(c.iter().map(|r| Some(&*r.system)))
-        .date(c.iter().map(|r| r.load_date))
-        .date(c.iter().map(|r| Some(r.c.count_date)))
-        .str(c.iter().map(|r| Some(r.c.location.as_str())))
-        .str(c.iter().map(|r| Some(r.sku.as_str())))
-        .int(c.iter().map(|r| Some(r.c.counted_qty)))
-        .int(c.iter().map(|r| book.get(&(r.c.count_date, r.c.location.clone(), r.sku.clone())).copied().flatten()))
-        .boolean(c.iter().map(|r| Some(r.c.blind)))
-        .str(c.iter().map(|r| r.bundle.as_deref()))
-        .str(c.iter().map(|r| Some(&*r.file)))
-        .int(c.iter().map(|r| Some(r.line as i64)))
-        .str(c.iter().map(|_| rid))
+        .str(c().map(|r| Some(&*r.system)))
+        .date(c().map(|r| r.load_date))
+        .date(c().map(|r| Some(r.c.count_date)))
+        .str(c().map(|r| Some(r.c.location.as_str())))
+        .str(c().map(|r| Some(r.sku.as_str())))
+        .int(c().map(|r| Some(r.c.counted_qty)))
+        .int(c().map(|r| book.get(&(r.c.count_date, r.c.location.clone(), r.sku.clone())).copied().flatten()))
+        .boolean(c().map(|r| Some(r.c.blind)))
+        .str(c().map(|r| r.bundle.as_deref()))
+        .str(c().map(|r| Some(&*r.file)))
+        .int(c().map(|r| Some(r.line as i64)))
+        .str(c().map(|_| rid))
         .finish()?;
     write_replacing(warehouse, &tables::COUNTS, batch, replace_predicate(&loaded.count_keys, "load_date")).await?;
     debug!(seconds = clock.elapsed().as_secs_f64(), "counts written");
@@ -615,8 +647,8 @@ fn bucket_value(b: &Buckets, name: &str) -> Option<i64> {
 /// the count date (at most a week older), frozen into `counts.book_qty` when the count is
 /// loaded: a later correction of the snapshot does not rewrite history.
 async fn book_quantities(loaded: &Loaded, warehouse: &Warehouse) -> Result<HashMap<(NaiveDate, String, String), Option<i64>>> {
-    let Some(first) = loaded.counts.iter().map(|c| c.c.count_date).min() else { return Ok(HashMap::new()) };
-    let last = loaded.counts.iter().map(|c| c.c.count_date).max().expect("non-empty");
+    let Some(first) = loaded.rows(|l| &l.counts).map(|c| c.c.count_date).min() else { return Ok(HashMap::new()) };
+    let last = loaded.rows(|l| &l.counts).map(|c| c.c.count_date).max().expect("non-empty");
     let ctx = warehouse.session(&["snapshots", "locations", "authority"]).await?;
     let sql = format!(
         "select arrow_cast(s.snapshot_date, 'Int32'), s.location_id, s.sku, s.on_hand
@@ -640,7 +672,7 @@ async fn book_quantities(loaded: &Loaded, warehouse: &Warehouse) -> Result<HashM
         }
     }
     let mut book = HashMap::new();
-    for c in &loaded.counts {
+    for c in loaded.rows(|l| &l.counts) {
         let day = tables::days_since_epoch(c.c.count_date) as i64;
         let qty = history
             .get(&(c.c.location.clone(), c.sku.clone()))

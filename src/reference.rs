@@ -181,13 +181,13 @@ impl Reference {
 }
 
 /// One reference line with its table, for typed access with good errors.
-struct RefRow<'a> {
+struct RefRow<'a, 'b> {
     file: &'a str,
     table: &'a Table,
-    line: &'a RawLine,
+    line: &'a RawLine<'b>,
 }
 
-impl RefRow<'_> {
+impl RefRow<'_, '_> {
     fn err(&self, field: &str, message: impl Into<String>) -> Error {
         Error::Reference { file: self.file.to_string(), line: self.line.line, field: field.to_string(), message: message.into() }
     }
@@ -209,18 +209,16 @@ impl RefRow<'_> {
 }
 
 fn read<T>((file, bytes): (&str, &[u8]), required: &[&str], map: impl Fn(&RefRow) -> Result<T>) -> Result<Vec<T>> {
-    let table = Table::read(bytes, b',')
-        .and_then(|t| t.require(required, b','))
-        .map_err(|e| Error::Reference { file: file.to_string(), line: e.line, field: e.field, message: e.message })?;
-    table
-        .lines
-        .iter()
-        .map(|line| {
-            line.check_width(&table)
-                .map_err(|e| Error::Reference { file: file.to_string(), line: line.line, field: e.field, message: e.message })?;
-            map(&RefRow { file, table: &table, line })
-        })
-        .collect()
+    let failed = |e: crate::sources::table::FileError| Error::Reference { file: file.to_string(), line: e.line, field: e.field, message: e.message };
+    let (table, mut lines) = Table::open(bytes, b',').map_err(failed)?;
+    table.require(required, b',').map_err(failed)?;
+    let mut rows = vec![];
+    while let Some(line) = lines.next() {
+        line.check_width(&table)
+            .map_err(|e| Error::Reference { file: file.to_string(), line: line.line, field: e.field, message: e.message })?;
+        rows.push(map(&RefRow { file, table: &table, line })?);
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]

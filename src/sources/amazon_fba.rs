@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{Buckets, FileParse, Record, RowError, SnapshotRecord, parse_table};
+use super::{RowErrorAt, Sink, Buckets, Record, RowError, SnapshotRecord, parse_table};
 
 /// Settings for Seller Central FBA inventory reports.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,7 +22,7 @@ pub struct AmazonFbaConfig {
 }
 
 impl AmazonFbaConfig {
-    pub fn parse(&self, bytes: &[u8], file_stem: &str) -> FileParse {
+    pub fn parse<'a>(&self, bytes: &'a [u8], file_stem: &str, sink: Sink<'_, 'a>) -> Option<RowErrorAt> {
         let location = self.location.clone().unwrap_or_else(|| file_stem.to_string());
         parse_table(bytes, b'\t', &["sku", "afn-fulfillable-quantity"], |t, l| {
             let q = |c: &str| l.quantity(t, c, false);
@@ -54,7 +54,7 @@ impl AmazonFbaConfig {
                 captured_at: None,
                 buckets,
             }))
-        })
+        }, sink)
     }
 }
 
@@ -66,6 +66,7 @@ fn sum(parts: &[Option<i64>]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::FileParse;
 
     const REPORT: &str = "sku\tfnsku\tasin\tproduct-name\tcondition\tyour-price\tmfn-listing-exists\tmfn-fulfillable-quantity\tafn-listing-exists\tafn-warehouse-quantity\tafn-fulfillable-quantity\tafn-unsellable-quantity\tafn-reserved-quantity\tafn-total-quantity\tper-unit-volume\tafn-inbound-working-quantity\tafn-inbound-shipped-quantity\tafn-inbound-receiving-quantity\n\
 AMZ-TEE-M\tX001\tB0001\tTee, \"M\"\tNew\t19.99\tNo\t\tYes\t14\t10\t1\t3\t26\t0.1\t5\t4\t3\n";
@@ -73,7 +74,7 @@ AMZ-TEE-M\tX001\tB0001\tTee, \"M\"\tNew\t19.99\tNo\t\tYes\t14\t10\t1\t3\t26\t0.1
     #[test]
     fn maps_the_documented_columns() {
         let cfg = AmazonFbaConfig { name: "seller_central".into(), landing: "x".into(), location: None };
-        let parsed = cfg.parse(REPORT.as_bytes(), "FBA-US");
+        let parsed = FileParse::collect(|sink| cfg.parse(REPORT.as_bytes(), "FBA-US", sink));
         assert!(parsed.file_error.is_none());
         let Ok(Record::Snapshot(s)) = &parsed.lines[0].result else { panic!("{:?}", parsed.lines[0]) };
         assert_eq!(s.location, "FBA-US");
@@ -90,7 +91,7 @@ AMZ-TEE-M\tX001\tB0001\tTee, \"M\"\tNew\t19.99\tNo\t\tYes\t14\t10\t1\t3\t26\t0.1
     #[test]
     fn warehouse_quantity_is_derived_when_absent() {
         let cfg = AmazonFbaConfig { name: "sc".into(), landing: "x".into(), location: Some("FBA-UK".into()) };
-        let parsed = cfg.parse(b"sku\tafn-fulfillable-quantity\tafn-unsellable-quantity\tafn-reserved-quantity\nA\t5\t1\t2\n", "ignored");
+        let parsed = FileParse::collect(|sink| cfg.parse(b"sku\tafn-fulfillable-quantity\tafn-unsellable-quantity\tafn-reserved-quantity\nA\t5\t1\t2\n", "ignored", sink));
         let Ok(Record::Snapshot(s)) = &parsed.lines[0].result else { panic!() };
         assert_eq!((s.location.as_str(), s.buckets.on_hand, s.buckets.inbound), ("FBA-UK", Some(8), None));
     }

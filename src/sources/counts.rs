@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{CountRecord, FileParse, Record, RowError, delimiter_byte, parse_date, parse_table};
+use super::{RowErrorAt, Sink, CountRecord, Record, RowError, delimiter_byte, parse_date, parse_table};
 
 /// Settings for a counts export.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,7 +49,7 @@ impl Default for CountColumns {
 }
 
 impl CountsConfig {
-    pub fn parse(&self, bytes: &[u8]) -> FileParse {
+    pub fn parse<'a>(&self, bytes: &'a [u8], sink: Sink<'_, 'a>) -> Option<RowErrorAt> {
         let c = &self.columns;
         let required = [c.date.as_str(), c.location.as_str(), c.sku.as_str(), c.counted_qty.as_str()];
         parse_table(bytes, delimiter_byte(&self.delimiter), &required, |t, l| {
@@ -68,18 +68,19 @@ impl CountsConfig {
                 counted_qty: l.quantity(t, &c.counted_qty, false)?.ok_or_else(|| RowError::new(&c.counted_qty, "empty value"))?,
                 blind,
             }))
-        })
+        }, sink)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::FileParse;
 
     #[test]
     fn counts_with_blind_flag() {
         let cfg: CountsConfig = toml::from_str("name = \"counts\"\nlanding = \"x\"").unwrap();
-        let parsed = cfg.parse(b"date,location,sku,counted_qty,blind\n2026-07-03,STORE-NYC,TEE-1,17,no\n2026-07-03,STORE-NYC,TEE-2,,yes\n");
+        let parsed = FileParse::collect(|sink| cfg.parse(b"date,location,sku,counted_qty,blind\n2026-07-03,STORE-NYC,TEE-1,17,no\n2026-07-03,STORE-NYC,TEE-2,,yes\n", sink));
         let Ok(Record::Count(c)) = &parsed.lines[0].result else { panic!() };
         assert_eq!((c.counted_qty, c.blind, c.count_date.to_string().as_str()), (17, false, "2026-07-03"));
         assert_eq!(parsed.lines[1].result.clone().unwrap_err().field, "counted_qty");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Buckets, FileParse, Record, RowError, SnapshotRecord, delimiter_byte, map_location, parse_table, parse_timestamp};
+use super::{RowErrorAt, Sink, Buckets, Record, RowError, SnapshotRecord, delimiter_byte, map_location, parse_table, parse_timestamp};
 
 /// Settings for a generic stock export.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,7 +62,7 @@ pub struct CsvColumns {
 }
 
 impl CsvConfig {
-    pub fn parse(&self, bytes: &[u8]) -> FileParse {
+    pub fn parse<'a>(&self, bytes: &'a [u8], sink: Sink<'_, 'a>) -> Option<RowErrorAt> {
         let c = &self.columns;
         let delimiter = delimiter_byte(&self.delimiter);
         let mut required = vec![c.sku.as_str()];
@@ -105,13 +105,14 @@ impl CsvConfig {
                     pending_inspection: q(&c.pending_inspection, false)?,
                 },
             }))
-        })
+        }, sink)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::FileParse;
 
     fn config(delimiter: &str) -> CsvConfig {
         toml::from_str(&format!(
@@ -124,7 +125,7 @@ mod tests {
 
     #[test]
     fn mapped_columns_and_location_names() {
-        let parsed = config(";").parse(b"Site;Item No;On Hand;Allocated;As Of;Extra\nMain DC;100234;1234;7;2026-07-01 23:00:00;z\nMain DC;100235;1.5;0;;z\n");
+        let parsed = FileParse::collect(|sink| config(";").parse(b"Site;Item No;On Hand;Allocated;As Of;Extra\nMain DC;100234;1234;7;2026-07-01 23:00:00;z\nMain DC;100235;1.5;0;;z\n", sink));
         let Ok(Record::Snapshot(s)) = &parsed.lines[0].result else { panic!("{:?}", parsed) };
         assert_eq!((s.location.as_str(), s.external_id.as_str()), ("DC-NJ", "100234"));
         assert_eq!(s.buckets.on_hand, Some(1234));
@@ -137,7 +138,7 @@ mod tests {
 
     #[test]
     fn bad_timestamp_names_the_column() {
-        let parsed = config(",").parse(b"Site,Item No,On Hand,As Of\nMain DC,1,2,soon\n");
+        let parsed = FileParse::collect(|sink| config(",").parse(b"Site,Item No,On Hand,As Of\nMain DC,1,2,soon\n", sink));
         let e = parsed.lines[0].result.clone().unwrap_err();
         assert_eq!(e.field, "As Of");
     }

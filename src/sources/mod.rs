@@ -77,14 +77,15 @@ impl SourceConfig {
         )
     }
 
-    /// Parses one landing file. `file_stem` is its name without extension.
-    pub fn parse(&self, bytes: &[u8], file_stem: &str) -> FileParse {
+    /// Parses one landing file, sending each line's outcome to `sink`; returns the
+    /// file-level error, if any. `file_stem` is the file's name without extension.
+    pub fn parse<'a>(&self, bytes: &'a [u8], file_stem: &str, sink: Sink<'_, 'a>) -> Option<RowErrorAt> {
         match self {
-            SourceConfig::AmazonFbaInventory(c) => c.parse(bytes, file_stem),
-            SourceConfig::ShopifyInventoryCsv(c) => c.parse(bytes),
-            SourceConfig::Csv(c) => c.parse(bytes),
-            SourceConfig::MovementsCsv(c) => c.parse(bytes),
-            SourceConfig::CountsCsv(c) => c.parse(bytes),
+            SourceConfig::AmazonFbaInventory(c) => c.parse(bytes, file_stem, sink),
+            SourceConfig::ShopifyInventoryCsv(c) => c.parse(bytes, sink),
+            SourceConfig::Csv(c) => c.parse(bytes, sink),
+            SourceConfig::MovementsCsv(c) => c.parse(bytes, sink),
+            SourceConfig::CountsCsv(c) => c.parse(bytes, sink),
         }
     }
 }
@@ -158,18 +159,39 @@ impl Record {
 
 /// One data line's outcome.
 #[derive(Debug, Clone)]
-pub struct ParsedLine {
+pub struct ParsedLine<'a> {
     pub line: usize,
-    pub raw: String,
+    /// The line's bytes as they stood in the file, for `quarantine.raw` (see `raw`).
+    pub text: &'a [u8],
     pub result: Result<Record, RowError>,
 }
 
-/// A file's outcome: its lines, and the file-level error if the file as a whole was unusable
-/// (every line is then in `lines` as an error, so none is lost).
+impl ParsedLine<'_> {
+    /// The line as it stood in the file (lossily decoded): made only for a line quarantined.
+    pub fn raw(&self) -> String {
+        String::from_utf8_lossy(self.text).into_owned()
+    }
+}
+
+/// Where a source sends each line's outcome, as soon as the line is read.
+pub type Sink<'s, 'a> = &'s mut dyn FnMut(ParsedLine<'a>);
+
+/// A file's outcome, collected (tests; the ingest takes the lines one by one): its lines,
+/// and the file-level error if the file as a whole was unusable (every line is then in
+/// `lines` as an error, so none is lost).
 #[derive(Debug, Default)]
-pub struct FileParse {
-    pub lines: Vec<ParsedLine>,
+pub struct FileParse<'a> {
+    pub lines: Vec<ParsedLine<'a>>,
     pub file_error: Option<RowErrorAt>,
+}
+
+impl<'a> FileParse<'a> {
+    /// Runs `parse` with a sink that keeps every line.
+    pub fn collect(parse: impl FnOnce(Sink<'_, 'a>) -> Option<RowErrorAt>) -> FileParse<'a> {
+        let mut lines = vec![];
+        let file_error = parse(&mut |line| lines.push(line));
+        FileParse { lines, file_error }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -178,41 +200,30 @@ pub struct RowErrorAt {
     pub error: RowError,
 }
 
-/// Reads a delimited file, requires `columns`, and maps each line with `record`.
-pub fn parse_table(
-    bytes: &[u8],
+/// Reads a delimited file, requires `columns`, and maps each line with `record`, sending
+/// each outcome to `sink`. Returns the file-level error, if any (its lines all went to the
+/// sink as errors).
+pub fn parse_table<'a>(
+    bytes: &'a [u8],
     delimiter: u8,
     columns: &[&str],
     record: impl Fn(&Table, &RawLine) -> Result<Record, RowError>,
-) -> FileParse {
-    let table = Table::read(bytes, delimiter).and_then(|t| t.require(columns, delimiter));
-    match table {
-        Ok(Table { header, lines }) => {
-            // Each line is moved into its outcome, not copied: the header is all `record` reads.
-            let table = Table { header, lines: vec![] };
-            FileParse {
-                lines: lines
-                    .into_iter()
-                    .map(|l| {
-                        let result = l.check_width(&table).and_then(|()| record(&table, &l));
-                        ParsedLine { line: l.line, raw: l.raw, result }
-                    })
-                    .collect(),
-                file_error: None,
-            }
-        }
-        Err(e) => {
-            let error = RowError::new(&e.field, e.message);
-            FileParse {
-                lines: e
-                    .lines
-                    .into_iter()
-                    .map(|l| ParsedLine { line: l.line, raw: l.raw, result: Err(error.clone()) })
-                    .collect(),
-                file_error: Some(RowErrorAt { line: e.line, error }),
-            }
-        }
+    sink: Sink<'_, 'a>,
+) -> Option<RowErrorAt> {
+    let at = |e: table::FileError| RowErrorAt { line: e.line, error: RowError::new(&e.field, e.message) };
+    let (table, mut lines) = match Table::open(bytes, delimiter) {
+        Ok(opened) => opened,
+        Err(e) => return Some(at(e)),
+    };
+    let file_error = table.require(columns, delimiter).err().map(at);
+    while let Some(l) = lines.next() {
+        let result = match &file_error {
+            Some(e) => Err(e.error.clone()),
+            None => l.check_width(&table).and_then(|()| record(&table, l)),
+        };
+        sink(ParsedLine { line: l.line, text: l.bytes(), result });
     }
+    file_error
 }
 
 /// Maps an export's location name to a location id; names not in the map are taken as ids.

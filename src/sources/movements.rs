@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{FileParse, MovementRecord, Record, RowError, delimiter_byte, parse_table, parse_timestamp};
+use super::{RowErrorAt, Sink, MovementRecord, Record, RowError, delimiter_byte, parse_table, parse_timestamp};
 
 pub const KINDS: [&str; 7] =
     ["sale", "receipt", "return", "return_restock", "transfer_out", "transfer_in", "adjustment"];
@@ -59,7 +59,7 @@ impl Default for MovementColumns {
 }
 
 impl MovementsConfig {
-    pub fn parse(&self, bytes: &[u8]) -> FileParse {
+    pub fn parse<'a>(&self, bytes: &'a [u8], sink: Sink<'_, 'a>) -> Option<RowErrorAt> {
         let c = &self.columns;
         let required = [c.timestamp.as_str(), c.location.as_str(), c.sku.as_str(), c.kind.as_str(), c.qty.as_str()];
         parse_table(bytes, delimiter_byte(&self.delimiter), &required, |t, l| {
@@ -83,7 +83,7 @@ impl MovementsConfig {
                 reference: optional(&c.reference)?,
                 counterparty: optional(&c.counterparty)?,
             }))
-        })
+        }, sink)
     }
 }
 
@@ -100,6 +100,7 @@ fn check_sign(kind: &str, qty: i64) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::FileParse;
 
     fn config() -> MovementsConfig {
         toml::from_str("name = \"erp\"\nlanding = \"x\"").unwrap()
@@ -107,7 +108,7 @@ mod tests {
 
     #[test]
     fn parses_a_ledger_line() {
-        let parsed = config().parse(b"timestamp,location,sku,kind,qty,reason_code,reference,counterparty\n2026-07-01T09:30:00Z,DC-NJ,TEE-1,transfer_out,-12,,T-9,STORE-NYC\n");
+        let parsed = FileParse::collect(|sink| config().parse(b"timestamp,location,sku,kind,qty,reason_code,reference,counterparty\n2026-07-01T09:30:00Z,DC-NJ,TEE-1,transfer_out,-12,,T-9,STORE-NYC\n", sink));
         let Ok(Record::Movement(m)) = &parsed.lines[0].result else { panic!("{parsed:?}") };
         assert_eq!((m.kind.as_str(), m.qty, m.reason_code.as_deref()), ("transfer_out", -12, None));
         assert_eq!(m.counterparty.as_deref(), Some("STORE-NYC"));
@@ -115,7 +116,7 @@ mod tests {
 
     #[test]
     fn unknown_kind_and_wrong_sign_are_errors() {
-        let parsed = config().parse(b"timestamp,location,sku,kind,qty\n2026-07-01,DC,A,theft,-1\n2026-07-01,DC,A,sale,3\n2026-07-01,DC,A,adjustment,3\n");
+        let parsed = FileParse::collect(|sink| config().parse(b"timestamp,location,sku,kind,qty\n2026-07-01,DC,A,theft,-1\n2026-07-01,DC,A,sale,3\n2026-07-01,DC,A,adjustment,3\n", sink));
         assert!(parsed.lines[0].result.clone().unwrap_err().message.contains("unknown movement kind"));
         assert_eq!(parsed.lines[1].result.clone().unwrap_err().field, "qty");
         assert!(parsed.lines[2].result.is_ok());

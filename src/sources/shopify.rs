@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Buckets, FileParse, Record, RowError, SnapshotRecord, map_location, parse_table};
+use super::{RowErrorAt, Sink, Buckets, Record, RowError, SnapshotRecord, map_location, parse_table};
 
 /// Settings for Shopify's inventory CSV export.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,7 +22,7 @@ pub struct ShopifyConfig {
 }
 
 impl ShopifyConfig {
-    pub fn parse(&self, bytes: &[u8]) -> FileParse {
+    pub fn parse<'a>(&self, bytes: &'a [u8], sink: Sink<'_, 'a>) -> Option<RowErrorAt> {
         parse_table(bytes, b',', &["Location"], |t, l| {
             if t.column("SKU").is_none() && t.column("Handle").is_none() {
                 return Err(RowError::new("SKU", "neither SKU nor Handle column present"));
@@ -44,7 +44,7 @@ impl ShopifyConfig {
                 captured_at: None,
                 buckets,
             }))
-        })
+        }, sink)
     }
 }
 
@@ -67,6 +67,7 @@ fn external_id(t: &super::Table, l: &super::RawLine) -> Result<String, RowError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::FileParse;
 
     const EXPORT: &str = "Handle,Title,Option1 Name,Option1 Value,Option2 Name,Option2 Value,Option3 Name,Option3 Value,SKU,HS Code,COO,Location,Incoming,Unavailable,Committed,Available,On hand\n\
 classic-tee,\"Classic Tee, cotton\",Size,M,Colour,Black,,,TEE-001-M-BLK,,,NYC Store,0,1,2,9,12\n\
@@ -83,7 +84,7 @@ classic-tee,Classic Tee,Size,S,Colour,Black,,,TEE-001-S-BLK,,,NYC Store,0,0,3,-2
 
     #[test]
     fn all_quantity_types_with_not_stocked_as_null() {
-        let parsed = config().parse(EXPORT.as_bytes());
+        let parsed = FileParse::collect(|sink| config().parse(EXPORT.as_bytes(), sink));
         let rows: Vec<_> = parsed.lines.iter().map(|l| l.result.clone().unwrap()).collect();
         let Record::Snapshot(a) = &rows[0] else { panic!() };
         assert_eq!(a.location, "STORE-NYC");
@@ -97,7 +98,7 @@ classic-tee,Classic Tee,Size,S,Colour,Black,,,TEE-001-S-BLK,,,NYC Store,0,0,3,-2
 
     #[test]
     fn only_available_mode_leaves_other_buckets_null() {
-        let parsed = config().parse(b"Handle,SKU,Location,Available\nmug,MUG-1,NYC Store,4\n");
+        let parsed = FileParse::collect(|sink| config().parse(b"Handle,SKU,Location,Available\nmug,MUG-1,NYC Store,4\n", sink));
         let Ok(Record::Snapshot(s)) = &parsed.lines[0].result else { panic!() };
         assert_eq!((s.buckets.available, s.buckets.on_hand), (Some(4), None));
     }
