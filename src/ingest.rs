@@ -266,7 +266,7 @@ async fn ingest_system(
     let mut report = SystemReport { system: system.name().to_string(), kind: system.kind().to_string(), status: "ok", ..Default::default() };
     let mut loaded = Loaded::default();
     let files = match Area::open(system.landing(), storage_options, retry) {
-        Ok(area) => match area.list().await {
+        Ok(area) => match area.list_day(date).await {
             Ok(files) => Some((area, files)),
             Err(e) => {
                 report.errors.push(format!("{e:#}"));

@@ -96,16 +96,29 @@ impl Area {
 
     /// Every file below the root, sorted by path, so runs are deterministic.
     pub async fn list(&self) -> Result<Vec<DroppedFile>> {
-        let metas: Vec<_> = with_retry(&self.retry, &format!("listing {}", self.display), || async {
-            self.store.list(Some(&self.root)).try_collect().await.map_err(|e| Error::ObjectStore { path: self.display.clone(), source: e })
-        })
-        .await?;
-        let prefix = self.root.as_ref();
+        self.list_day(None).await
+    }
+
+    /// The files of `day` (every file when `None`), sorted by path. A folder whose path
+    /// carries another date is not walked: an area gains a folder a day, and listing them all
+    /// made each daily run list (and, locally, stat) one more day's files than the last.
+    pub async fn list_day(&self, day: Option<NaiveDate>) -> Result<Vec<DroppedFile>> {
+        let mut metas = vec![];
+        let mut folders = vec![self.root.clone()];
+        while let Some(folder) = folders.pop() {
+            if day.is_none() || self.relative(&folder).is_some_and(|r| date_in(r).is_some()) {
+                metas.extend(self.list_below(&folder, false).await?.objects);
+                continue;
+            }
+            let listed = self.list_below(&folder, true).await?;
+            metas.extend(listed.objects);
+            // Files below a dated folder take its date: only `day`'s folders are walked.
+            folders.extend(listed.common_prefixes.into_iter().filter(|f| self.relative(f).and_then(date_in).is_none_or(|d| Some(d) == day)));
+        }
         let mut files: Vec<DroppedFile> = metas
             .into_iter()
             .filter_map(|m| {
-                let full = m.location.as_ref().to_string();
-                let relative = full.strip_prefix(prefix).unwrap_or(&full).trim_start_matches('/').to_string();
+                let relative = self.relative(&m.location)?.to_string();
                 // Hidden files (editor swap files, .DS_Store) are not exports.
                 if relative.split('/').any(|part| part.starts_with('.')) {
                     return None;
@@ -120,6 +133,26 @@ impl Area {
             .collect();
         files.sort_by(|a, b| a.relative.cmp(&b.relative));
         Ok(files)
+    }
+
+    /// A location's path below the root (`None` for the root itself).
+    fn relative<'p>(&self, location: &'p StorePath) -> Option<&'p str> {
+        let full: &str = location.as_ref();
+        let relative = full.strip_prefix(self.root.as_ref()).unwrap_or(full).trim_start_matches('/');
+        (!relative.is_empty()).then_some(relative)
+    }
+
+    /// Everything below `folder` (`one_level`: its files and subfolders only).
+    async fn list_below(&self, folder: &StorePath, one_level: bool) -> Result<object_store::ListResult> {
+        with_retry(&self.retry, &format!("listing {}", self.display), || async {
+            let wrap = |e| Error::ObjectStore { path: self.display.clone(), source: e };
+            if one_level {
+                return self.store.list_with_delimiter(Some(folder)).await.map_err(wrap);
+            }
+            let objects = self.store.list(Some(folder)).try_collect().await.map_err(wrap)?;
+            Ok(object_store::ListResult { common_prefixes: vec![], objects })
+        })
+        .await
     }
 
     pub async fn read(&self, file: &DroppedFile) -> Result<bytes::Bytes> {
@@ -177,5 +210,25 @@ mod tests {
         assert_eq!(date_in("x/inventory_2026-10-31T0600.csv").unwrap().to_string(), "2026-10-31");
         assert_eq!(date_in("2026-13-01/pos.csv"), None);
         assert_eq!(date_in("pos.csv"), None);
+    }
+
+    #[tokio::test]
+    async fn a_days_listing_walks_only_that_days_folders() {
+        let dir = std::env::temp_dir().join(format!("stocktake-list-{}", std::process::id()));
+        let files = ["2026-10-30/pos.csv", "2026-10-31/pos.csv", "2026-10-31/late/pos.csv", "inbox/pos_2026-10-31.csv", "inbox/pos_2026-10-30.csv", "x_2026-10-31.csv", "undated.csv", "2026-10-31/.swp"];
+        for f in files {
+            std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(f), "sku\n").unwrap();
+        }
+        let area = Area::open(dir.to_str().unwrap(), &[], &RetryPolicy::default()).unwrap();
+        let names = |files: Vec<DroppedFile>| files.into_iter().map(|f| f.relative).collect::<Vec<_>>();
+        let day = NaiveDate::from_ymd_opt(2026, 10, 31);
+        let all = area.list().await.unwrap();
+        let of_day: Vec<DroppedFile> = all.iter().filter(|f| f.date == day).cloned().collect();
+        assert_eq!(names(area.list_day(day).await.unwrap().into_iter().filter(|f| f.date == day).collect()), names(of_day));
+        let listed = names(area.list_day(day).await.unwrap());
+        assert_eq!(listed, vec!["2026-10-31/late/pos.csv", "2026-10-31/pos.csv", "inbox/pos_2026-10-30.csv", "inbox/pos_2026-10-31.csv", "undated.csv", "x_2026-10-31.csv"]);
+        assert_eq!(all.len(), 7);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
