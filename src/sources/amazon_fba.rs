@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{RowErrorAt, Sink, Buckets, Record, RowError, SnapshotRecord, parse_table};
+use super::{Buckets, Record, RowError, RowErrorAt, Sink, SnapshotRecord, parse_table};
 
 /// Settings for Seller Central FBA inventory reports.
 #[derive(Debug, Clone, Deserialize)]

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{RowErrorAt, Sink, CountRecord, Record, RowError, delimiter_byte, parse_date, parse_table};
+use super::{CountRecord, Record, RowError, RowErrorAt, Sink, delimiter_byte, parse_date, parse_table};
 
 /// Settings for a counts export.
 #[derive(Debug, Clone, Deserialize)]

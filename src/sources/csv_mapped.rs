@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{RowErrorAt, Sink, Buckets, Record, RowError, SnapshotRecord, delimiter_byte, map_location, parse_table, parse_timestamp};
+use super::{Buckets, Record, RowError, RowErrorAt, Sink, SnapshotRecord, delimiter_byte, map_location, parse_table, parse_timestamp};
 
 /// Settings for a generic stock export.
 #[derive(Debug, Clone, Deserialize)]

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{RowErrorAt, Sink, MovementRecord, Record, RowError, delimiter_byte, parse_table, parse_timestamp};
+use super::{MovementRecord, Record, RowError, RowErrorAt, Sink, delimiter_byte, parse_table, parse_timestamp};
 
 pub const KINDS: [&str; 7] =
     ["sale", "receipt", "return", "return_restock", "transfer_out", "transfer_in", "adjustment"];

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{RowErrorAt, Sink, Buckets, Record, RowError, SnapshotRecord, map_location, parse_table};
+use super::{Buckets, Record, RowError, RowErrorAt, Sink, SnapshotRecord, map_location, parse_table};
 
 /// Settings for Shopify's inventory CSV export.
 #[derive(Debug, Clone, Deserialize)]
