@@ -164,12 +164,8 @@ impl LineCounter {
 }
 
 impl<'a> RawLine<'a> {
-    /// The line as it stood in the file (lossily decoded), for `quarantine.raw`.
-    pub fn raw(&self) -> String {
-        String::from_utf8_lossy(self.bytes).into_owned()
-    }
-
-    /// The line's bytes as they stood in the file, line end excluded.
+    /// The line's bytes as they stood in the file, line end excluded (`ParsedLine::raw`
+    /// decodes them for a line quarantined).
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
@@ -269,7 +265,7 @@ mod tests {
         assert_eq!(lines[0].line, 2);
         assert_eq!(lines[0].text(&t, "title").unwrap(), Some("Tee, red"));
         assert_eq!(lines[1].quantity(&t, "QTY", false).unwrap(), Some(7));
-        assert_eq!(lines[1].raw(), "B,x,7");
+        assert_eq!(String::from_utf8_lossy(lines[1].bytes()), "B,x,7");
     }
 
     #[test]
@@ -305,7 +301,7 @@ mod tests {
     #[test]
     fn an_unterminated_quote_keeps_the_rest_of_the_file_as_one_line() {
         let (_, lines) = read(b"sku,qty\nA,1\nB,\"2\nC,3\n", b',');
-        assert_eq!(lines.iter().map(|l| (l.line, l.raw())).collect::<Vec<_>>(), vec![(2, "A,1".into()), (3, "B,\"2\nC,3".into())]);
+        assert_eq!(lines.iter().map(|l| (l.line, String::from_utf8_lossy(l.bytes()).into_owned())).collect::<Vec<_>>(), vec![(2, "A,1".into()), (3, "B,\"2\nC,3".into())]);
     }
 
     #[test]
