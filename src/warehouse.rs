@@ -11,6 +11,7 @@ use datafusion::prelude::SessionContext;
 use deltalake::{DeltaTable, DeltaTableError};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
+use deltalake::parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use deltalake::protocol::SaveMode;
 use url::Url;
 
@@ -61,6 +62,8 @@ pub enum Write {
     All,
     /// Replace the rows matching a SQL predicate (partitions being re-loaded).
     Where(String),
+    /// Add to the rows (a table written in parts).
+    Append,
 }
 
 #[derive(Clone)]
@@ -153,7 +156,12 @@ impl Warehouse {
 
     /// Writes `batches` (which may hold no rows) as one commit.
     pub async fn write(&self, spec: &TableSpec, batches: Vec<RecordBatch>, mode: Write) -> Result<()> {
-        self.commit(spec, batches, mode, None).await
+        self.commit(spec, batches, mode, None, writer_properties(&spec.schema)?.build()).await
+    }
+
+    /// `write`, with Parquet settings of the caller's (from `writer_properties`).
+    pub async fn write_with(&self, spec: &TableSpec, batches: Vec<RecordBatch>, mode: Write, properties: WriterProperties) -> Result<()> {
+        self.commit(spec, batches, mode, None, properties).await
     }
 
     /// Replaces the whole table with `batches` unless it already holds exactly these rows
@@ -168,12 +176,12 @@ impl Warehouse {
                 return Ok(false);
             }
         }
-        self.commit(spec, batches, Write::All, Some(content)).await?;
+        self.commit(spec, batches, Write::All, Some(content), writer_properties(&spec.schema)?.build()).await?;
         Ok(true)
     }
 
     /// One commit of `batches`, recording the fingerprint of their `content` if given.
-    async fn commit(&self, spec: &TableSpec, batches: Vec<RecordBatch>, mode: Write, content: Option<String>) -> Result<()> {
+    async fn commit(&self, spec: &TableSpec, batches: Vec<RecordBatch>, mode: Write, content: Option<String>, properties: WriterProperties) -> Result<()> {
         let batches = if batches.is_empty() { vec![RecordBatch::new_empty(spec.schema.clone())] } else { batches };
         let existing = self.load(spec.name).await?;
         let table = match existing {
@@ -184,8 +192,8 @@ impl Warehouse {
         let mut builder = table
             .write(batches)
             .with_partition_columns(spec.partition_by.iter().map(|c| c.to_string()))
-            .with_save_mode(if fresh { SaveMode::Append } else { SaveMode::Overwrite })
-            .with_writer_properties(writer_properties(&spec.schema)?)
+            .with_save_mode(if fresh || matches!(mode, Write::Append) { SaveMode::Append } else { SaveMode::Overwrite })
+            .with_writer_properties(properties)
             // Checkpoints on stocktake's cadence, below, whatever the table's own setting.
             .with_commit_properties(
                 CommitProperties::default()
@@ -281,7 +289,7 @@ fn session_config() -> Result<datafusion::prelude::SessionConfig> {
 ///   their writes. Tier-M full builds took 100.5 / 95.8 s instead of 102.9 / 110.1 s
 ///   (positions 25.7 / 23.6 s instead of 28.7 / 28.4, variances 43.3 / 41.4 instead of
 ///   45.6 / 46.6); text keeps its dictionary, which the marts grouping by it read faster.
-fn writer_properties(schema: &SchemaRef) -> Result<deltalake::parquet::file::properties::WriterProperties> {
+pub fn writer_properties(schema: &SchemaRef) -> Result<WriterPropertiesBuilder> {
     let settings = |e| Error::query("reading DATAFUSION_EXECUTION_PARQUET_* settings", e);
     let mut options = datafusion::config::ConfigOptions::from_env().map_err(settings)?.execution.parquet;
     if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_COMPRESSION").is_none() {
@@ -294,7 +302,7 @@ fn writer_properties(schema: &SchemaRef) -> Result<deltalake::parquet::file::pro
             builder = builder.set_column_dictionary_enabled(column(field.name()), false);
         }
     }
-    Ok(builder.build())
+    Ok(builder)
 }
 
 /// Runs a query and collects its batches.

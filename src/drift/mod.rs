@@ -4,6 +4,7 @@
 pub mod abc;
 pub mod exceptions;
 pub mod patterns;
+pub mod points;
 pub mod trends;
 
 use std::collections::HashMap;

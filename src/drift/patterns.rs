@@ -28,6 +28,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
+use super::points::{self, CompactPoint};
 use super::{Columns, SeriesKeys, date_from_days};
 use crate::config::Thresholds;
 use crate::error::{Error, Result};
@@ -465,8 +466,8 @@ async fn kept_span(ctx: &SessionContext, append_from: Option<i64>, now: Span) ->
 }
 
 /// The counts per series: the kept ones moved on when they can be, else counted afresh.
-async fn series_counts(ctx: &SessionContext, append_from: Option<i64>, now: Span) -> Result<Vec<RecordBatch>> {
-    if let Some(before) = kept_span(ctx, append_from, now).await? {
+async fn series_counts(ctx: &SessionContext, kept: Option<Span>, now: Span) -> Result<Vec<RecordBatch>> {
+    if let Some(before) = kept {
         tracing::debug!(from = before.last_day, to = now.last_day, "drift_patterns: sliding the kept counts");
         return collect_counts(ctx, &slide_sql(before, now)).await;
     }
@@ -481,16 +482,50 @@ async fn series_counts(ctx: &SessionContext, append_from: Option<i64>, now: Span
     counts
 }
 
+/// The counts of `counts_sql` from the tallies of a census of the history.
+fn counts_of(census: &points::Census, span: Span) -> Result<RecordBatch> {
+    let (names, tallies): (Vec<_>, Vec<_>) = census.series().unzip();
+    let text = |part: fn(&(String, String, String)) -> &str| Arc::new(StringArray::from_iter_values(names.iter().map(|n| part(n)))) as ArrayRef;
+    let number = |value: fn(&points::Tally) -> i64| Arc::new(Int64Array::from_iter_values(tallies.iter().map(&value))) as ArrayRef;
+    let stamp = |value: i64| Arc::new(Int64Array::from_value(value, census.len())) as ArrayRef;
+    let columns = [
+        ("sku", text(|n| &n.0)),
+        ("location_id", text(|n| &n.1)),
+        ("system", text(|n| &n.2)),
+        ("n", number(|t| t.rows)),
+        ("last_day", number(|t| t.last_day)),
+        ("flags", number(|t| t.real_flags)),
+        ("nonzero", number(|t| t.real_nonzero)),
+        ("differing", number(|t| t.differing)),
+        ("window_nonzero", number(|t| t.window_real_nonzero)),
+        ("window_days", number(|t| t.window_rows)),
+        ("as_of", stamp(span.last_day)),
+        ("history_days", stamp(span.history)),
+        ("window_len", stamp(span.window)),
+    ];
+    RecordBatch::try_from_iter(columns).map_err(|e| Error::arrow("drift_patterns: series counts", e))
+}
+
 /// The counts, with at least one (maybe empty) batch: they are kept, so their schema is needed.
 async fn collect_counts(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
     crate::warehouse::collect_at_least_one(ctx, "drift_patterns: series counts", sql).await
 }
 
-/// Base rates per system, and the series that may show a pattern (`may_show_a_pattern` on
-/// per-series counts: a superset of the series it accepts).
-fn summarise(counts: &[RecordBatch], last_day: i64) -> Result<(HashMap<String, BaseRates>, RecordBatch)> {
+/// What the per-series counts say: base rates per system, and the series that may show a
+/// pattern (`may_show_a_pattern` on per-series counts: a superset of the series it accepts).
+struct Summary {
+    rates: HashMap<String, BaseRates>,
+    /// (sku, location, system) of each candidate, as a table for the ledger's query.
+    candidates: RecordBatch,
+    names: Vec<(String, String, String)>,
+    /// Whether every series has a key of its own (else the kept points cannot tell them apart).
+    distinct_keys: bool,
+}
+
+fn summarise(counts: &[RecordBatch], last_day: i64) -> Result<Summary> {
     let mut totals: HashMap<String, [i64; 3]> = HashMap::new();
-    let (mut skus, mut locations, mut systems) = (vec![], vec![], vec![]);
+    let mut names = vec![];
+    let mut keys = vec![];
     for batch in counts {
         let c = Columns::new(batch);
         let (sku, location, system) = (c.text(0)?, c.text(1)?, c.text(2)?);
@@ -502,11 +537,10 @@ fn summarise(counts: &[RecordBatch], last_day: i64) -> Result<(HashMap<String, B
             for (sum, value) in total.iter_mut().zip([n, flags, nonzero]) {
                 *sum += value;
             }
+            keys.push(points::series_key(&sku, &location, &system));
             // A series that ends before the newest day has a window of its own: read it.
             if last < last_day || may_show_a_pattern(Counts { observed: n, real_flags: flags, differing, window_days, window_nonzero }) {
-                skus.push(sku);
-                locations.push(location);
-                systems.push(system);
+                names.push((sku, location, system));
             }
         }
     }
@@ -519,9 +553,10 @@ fn summarise(counts: &[RecordBatch], last_day: i64) -> Result<(HashMap<String, B
         .collect();
     let text = |name: &str| Field::new(name, DataType::Utf8, false);
     let schema = Arc::new(Schema::new(vec![text("sku"), text("location_id"), text("system")]));
-    let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(skus)), Arc::new(StringArray::from(locations)), Arc::new(StringArray::from(systems))];
+    let column = |part: fn(&(String, String, String)) -> &str| Arc::new(StringArray::from_iter_values(names.iter().map(part))) as ArrayRef;
+    let columns = vec![column(|n| &n.0), column(|n| &n.1), column(|n| &n.2)];
     let candidates = RecordBatch::try_new(schema, columns).map_err(|e| Error::arrow("listing drift_patterns candidates", e))?;
-    Ok((rates, candidates))
+    Ok(Summary { rates, candidates, names, distinct_keys: points::distinct(keys) })
 }
 
 /// Movements of the trailing history at the SKU-locations of `pattern_candidates` (causes are
@@ -579,36 +614,10 @@ struct Series {
     compact: Vec<CompactPoint>,
 }
 
-/// A `Point` in 24 bytes instead of 48: stock quantities fit in 32 bits.
-#[derive(Clone, Copy)]
-struct CompactPoint {
-    day: i32,
-    system_qty: i32,
-    authoritative_qty: i32,
-    delta: i32,
-    in_transit: i32,
-    flags: u8,
-}
-
 impl CompactPoint {
-    fn real_flag(&self) -> bool {
-        self.flags & 3 == 1
-    }
-
-    fn real_nonzero(&self) -> bool {
-        self.flags & 2 == 0 && self.delta != 0
-    }
-
-    fn new(p: &Point) -> CompactPoint {
-        let clamp = |v: i64| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-        CompactPoint {
-            day: clamp(p.day),
-            system_qty: clamp(p.system_qty),
-            authoritative_qty: clamp(p.authoritative_qty),
-            delta: clamp(p.delta),
-            in_transit: clamp(p.in_transit),
-            flags: p.flagged as u8 | (p.explained as u8) << 1,
-        }
+    #[cfg(test)]
+    fn of(p: &Point) -> CompactPoint {
+        CompactPoint::new(p.day, p.authoritative_qty, p.delta, p.flagged, p.explained, p.in_transit)
     }
 }
 
@@ -663,6 +672,24 @@ impl Series {
     }
 }
 
+/// The candidates' series from their points, ordered by key, leaving out any without points.
+fn assemble(names: Vec<(String, String, String)>, points: Vec<Vec<CompactPoint>>) -> Vec<Series> {
+    let mut series: Vec<Series> = names
+        .into_iter()
+        .zip(points)
+        .filter(|(_, points)| !points.is_empty())
+        .map(|((sku, location, system), mut compact)| {
+            compact.sort_unstable_by_key(|p| p.day);
+            compact.shrink_to_fit();
+            Series { sku, location, system, compact }
+        })
+        .collect();
+    series.sort_unstable_by(|a, b| (&a.sku, &a.location, &a.system).cmp(&(&b.sku, &b.location, &b.system)));
+    series
+}
+
+/// The candidates' series read from `variances` by joining them (what the kept points replace
+/// unless two series share a key).
 async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>> {
     let frame = ctx.sql(&variances_sql(first_day)).await.map_err(|e| Error::query("drift_patterns: variances", e))?;
     let mut stream = frame.execute_stream().await.map_err(|e| Error::query("drift_patterns: variances", e))?;
@@ -681,33 +708,15 @@ async fn load_series(ctx: &SessionContext, first_day: i64) -> Result<Vec<Series>
                 points.push(vec![]);
             }
             let (authoritative_qty, delta) = (aq[i].unwrap_or(0), delta[i].unwrap_or(0));
-            points[id as usize].push(CompactPoint::new(&Point {
-                day,
-                system_qty: authoritative_qty + delta,
-                authoritative_qty,
-                delta,
-                flagged: flagged[i].unwrap_or(false),
-                explained: explained[i].unwrap_or(false),
-                in_transit: in_transit[i].unwrap_or(0),
-            }));
+            let (flagged, explained) = (flagged[i].unwrap_or(false), explained[i].unwrap_or(false));
+            points[id as usize].push(CompactPoint::new(day, authoritative_qty, delta, flagged, explained, in_transit[i].unwrap_or(0)));
         }
     }
-    let mut series: Vec<Series> = keys
-        .into_keys()
-        .into_iter()
-        .zip(points)
-        .map(|((sku, location, system), mut points)| {
-            points.sort_unstable_by_key(|p| p.day);
-            points.shrink_to_fit();
-            Series { sku, location, system, compact: points }
-        })
-        .collect();
-    series.sort_unstable_by(|a, b| (&a.sku, &a.location, &a.system).cmp(&(&b.sku, &b.location, &b.system)));
-    Ok(series)
+    Ok(assemble(keys.into_keys(), points))
 }
 
 /// The mart's rows, and the per-series counts to keep for the next build (`STATE`).
-pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds, append_from: Option<i64>) -> BoxFuture<'a, Result<(Vec<RecordBatch>, Vec<RecordBatch>)>> {
+pub fn build<'a>(warehouse: &'a crate::warehouse::Warehouse, ctx: &'a SessionContext, t: &'a Thresholds, append_from: Option<i64>) -> BoxFuture<'a, Result<(Vec<RecordBatch>, Vec<RecordBatch>)>> {
     Box::pin(async move {
         let Some(last_day) = crate::planning::as_of(ctx).await? else {
             return Ok((vec![Rows::default().finish()?], collect_counts(ctx, &counts_sql(Span::new(0, t))).await?));
@@ -715,17 +724,43 @@ pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds, append_from: Option
         let span = Span::new(last_day, t);
         let first_day = span.first_day();
         let clock = std::time::Instant::now();
-        let counts = series_counts(ctx, append_from, span).await?;
-        let (rates, candidates) = summarise(&counts, last_day)?;
-        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), candidates = candidates.num_rows(), "drift_patterns: series summarised");
-        let (series, ledger) = if candidates.num_rows() == 0 {
-            (vec![], Ledger::default())
-        } else {
-            ctx.register_batch(CANDIDATES, candidates).map_err(|e| Error::query("drift_patterns: candidates", e))?;
-            let loaded = futures::try_join!(load_series(ctx, first_day), load_ledger(ctx, first_day));
-            ctx.deregister_table(CANDIDATES).map_err(|e| Error::query("drift_patterns: candidates", e))?;
-            loaded?
+        let kept = kept_span(ctx, append_from, span).await?;
+        // Counted afresh, the counts come from the pass that writes the points afresh.
+        let (counts, points_written) = match kept {
+            Some(before) => (series_counts(ctx, Some(before), span).await?, false),
+            None => {
+                let census = points::write_afresh(warehouse, ctx, first_day, last_day, span.last_day - span.window, None).await?;
+                warehouse.register(ctx, &[points::TABLE]).await?;
+                let counts = if census.collided { series_counts(ctx, None, span).await? } else { vec![counts_of(&census, span)?] };
+                (counts, true)
+            }
         };
+        let Summary { rates, candidates, names, distinct_keys } = summarise(&counts, last_day)?;
+        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), candidates = names.len(), "drift_patterns: series summarised");
+        let any = !names.is_empty();
+        let mut gathered = points::Gathered::new(names.iter().map(|(sku, location, system)| points::series_key(sku, location, system)));
+        ctx.register_batch(CANDIDATES, candidates).map_err(|e| Error::query("drift_patterns: candidates", e))?;
+        let (kept_points, ledger, by_join) = futures::join!(
+            // Brought up to date whether or not there are candidates: the next build goes on from them.
+            async {
+                match kept {
+                    _ if points_written => points::read_kept(ctx, first_day, last_day, &mut gathered).await,
+                    Some(before) if points::holds_day(ctx, before.last_day).await? => {
+                        points::slide(warehouse, ctx, first_day, last_day, before.last_day, &mut gathered).await
+                    }
+                    _ => points::write_afresh(warehouse, ctx, first_day, last_day, span.last_day - span.window, Some(&mut gathered)).await.map(drop),
+                }
+            },
+            async { if any { load_ledger(ctx, first_day).await } else { Ok(Ledger::default()) } },
+            // Two series sharing a key (a chance of about 1e-9 at tier M) are read as before.
+            async { if any && !distinct_keys { load_series(ctx, first_day).await.map(Some) } else { Ok(None) } },
+        );
+        ctx.deregister_table(CANDIDATES).map_err(|e| Error::query("drift_patterns: candidates", e))?;
+        let (ledger, series) = (ledger?, match (kept_points, by_join?) {
+            (Err(e), _) => return Err(e),
+            (Ok(()), Some(series)) => series,
+            (Ok(()), None) => assemble(names, gathered.points),
+        });
         tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "drift_patterns: candidates and their ledger read");
         let products = super::text_map(ctx, "drift_patterns: skus", "select sku, product_id from skus").await?;
         let mut components = std::collections::HashSet::new();
@@ -915,7 +950,7 @@ mod tests {
     }
 
     fn prefilter(points: &[Point]) -> bool {
-        let compact = points.iter().map(CompactPoint::new).collect();
+        let compact = points.iter().map(CompactPoint::of).collect();
         Series { sku: "S".into(), location: "L".into(), system: "erp".into(), compact }.may_show_a_pattern(&Thresholds::default())
     }
 
@@ -937,8 +972,8 @@ mod tests {
 
     /// Variances of three series over 12 days: noise, gaps, flags, explained rows.
     fn variances_table() -> RecordBatch {
-        let (mut sku, mut location, mut system, mut day, mut sq, mut aq, mut delta, mut flagged, mut explained) =
-            (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut sku, mut location, mut system, mut day, mut sq, mut aq, mut delta, mut flagged, mut explained, mut in_transit) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
         for (s, series) in ["A", "B", "C"].iter().enumerate() {
             for d in 0..12i32 {
                 // Series C stops after day 7; B misses every third day.
@@ -950,11 +985,13 @@ mod tests {
                 location.push("L1".to_string());
                 system.push("erp".to_string());
                 day.push(20_600 + d);
-                sq.push(Some(100 + dlt));
-                aq.push(Some(100));
+                let authoritative = 100 + 3 * d as i64;
+                sq.push(Some(authoritative + dlt));
+                aq.push(Some(authoritative));
                 delta.push(Some(dlt));
                 flagged.push(Some(dlt.abs() > 10));
                 explained.push((d % 5 == 1).then(|| "lag".to_string()));
+                in_transit.push(if s == 1 { d as i64 % 3 } else { 0 });
             }
         }
         RecordBatch::try_from_iter([
@@ -967,8 +1004,87 @@ mod tests {
             ("delta", Arc::new(Int64Array::from(delta))),
             ("flagged", Arc::new(arrow::array::BooleanArray::from(flagged))),
             ("explained_by", Arc::new(StringArray::from(explained))),
+            ("in_transit", Arc::new(Int64Array::from(in_transit))),
         ])
         .unwrap()
+    }
+
+    /// A session over the test variances through day `last`, and the kept points of `warehouse`.
+    async fn session_through(last: i32, warehouse: &crate::warehouse::Warehouse) -> SessionContext {
+        let table = variances_table();
+        let days = table.column_by_name("snapshot_date").unwrap().as_any().downcast_ref::<Date32Array>().unwrap().clone();
+        let keep = arrow::compute::kernels::cmp::lt_eq(&days, &Date32Array::new_scalar(last)).unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_batch("variances", arrow::compute::filter_record_batch(&table, &keep).unwrap()).unwrap();
+        warehouse.register(&ctx, &[points::TABLE]).await.unwrap();
+        ctx
+    }
+
+    /// Every point of `series`, as text.
+    fn point_rows(series: &[Series]) -> Vec<String> {
+        let row = |s: &Series, p: &CompactPoint| format!("{} {} {} {} {} {} {} {} {}", s.sku, s.system, p.day, p.system_qty, p.authoritative_qty, p.delta, p.in_transit, p.flags, s.location);
+        series.iter().flat_map(|s| s.compact.iter().map(move |p| row(s, p))).collect()
+    }
+
+    /// The candidates' series read by joining them to `variances` (the reading the kept points replace).
+    async fn joined(ctx: &SessionContext, names: &[(String, String, String)], first_day: i64) -> Vec<Series> {
+        let text = |part: fn(&(String, String, String)) -> &str| Arc::new(StringArray::from_iter_values(names.iter().map(part))) as ArrayRef;
+        let candidates = RecordBatch::try_from_iter([("sku", text(|n| &n.0)), ("location_id", text(|n| &n.1)), ("system", text(|n| &n.2))]).unwrap();
+        ctx.register_batch(CANDIDATES, candidates).unwrap();
+        let series = load_series(ctx, first_day).await.unwrap();
+        ctx.deregister_table(CANDIDATES).unwrap();
+        series
+    }
+
+    async fn kept_points(warehouse: &crate::warehouse::Warehouse) -> String {
+        let ctx = warehouse.session(&[points::TABLE]).await.unwrap();
+        let batches = collect(&ctx, "test", "select * from drift_patterns_points order by series_key, snapshot_date").await.unwrap();
+        arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn the_kept_points_and_their_counts_equal_reading_variances() {
+        let (dir, afresh_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let open = |dir: &tempfile::TempDir| crate::warehouse::Warehouse::open(dir.path().to_str().unwrap()).unwrap();
+        let (warehouse, afresh) = (open(&dir), open(&afresh_dir));
+        let span = |last_day| Span { last_day, history: 6, window: 3 };
+        let names: Vec<(String, String, String)> = ["A", "B", "C"].iter().map(|s| (s.to_string(), "L1".to_string(), "erp".to_string())).collect();
+        let wanted = || points::Gathered::new(names.iter().map(|(s, l, y)| points::series_key(s, l, y)));
+
+        // Written afresh through day 20607: the points as the join reads them, counted as the SQL counts.
+        let before = span(20_607);
+        let ctx = session_through(20_607, &warehouse).await;
+        let census = points::write_afresh(&warehouse, &ctx, before.first_day(), before.last_day, before.last_day - before.window, None).await.unwrap();
+        assert!(!census.collided && census.len() == 3);
+        ctx.register_batch("tallied", counts_of(&census, before).unwrap()).unwrap();
+        let (tallied, counted) = (sorted(&ctx, "select * from tallied").await, sorted(&ctx, &counts_sql(before)).await);
+        let values = |b: &RecordBatch| -> Vec<Vec<Option<i64>>> { (3..13).map(|i| Columns::new(b).int(i).unwrap()).collect() };
+        assert_eq!(values(&tallied[0]), values(&counted[0]));
+        assert_eq!(Columns::new(&tallied[0]).text(0).unwrap(), Columns::new(&counted[0]).text(0).unwrap());
+        let by_join = point_rows(&joined(&ctx, &names, before.first_day()).await);
+        assert!(by_join.len() > 10, "{by_join:?}");
+        let mut gathered = wanted();
+        points::write_afresh(&afresh, &ctx, before.first_day(), before.last_day, 0, Some(&mut gathered)).await.unwrap();
+        assert_eq!(point_rows(&assemble(names.clone(), gathered.points)), by_join, "gathered while written");
+        assert_eq!(kept_points(&afresh).await, kept_points(&warehouse).await, "written while gathering or tallying");
+        let mut kept = wanted();
+        points::read_kept(&session_through(20_607, &warehouse).await, before.first_day(), before.last_day, &mut kept).await.unwrap();
+        assert_eq!(point_rows(&assemble(names.clone(), kept.points)), by_join, "read back");
+
+        // Three days later: gone on from, the points are those of the new history, and the
+        // kept table the one written afresh.
+        let now = span(20_610);
+        let ctx = session_through(20_610, &warehouse).await;
+        assert!(points::holds_day(&ctx, before.last_day).await.unwrap() && !points::holds_day(&ctx, now.last_day).await.unwrap());
+        let mut slid = wanted();
+        points::slide(&warehouse, &ctx, now.first_day(), now.last_day, before.last_day, &mut slid).await.unwrap();
+        let by_join = point_rows(&joined(&ctx, &names, now.first_day()).await);
+        assert_eq!(point_rows(&assemble(names.clone(), slid.points)), by_join);
+        points::write_afresh(&afresh, &session_through(20_610, &afresh).await, now.first_day(), now.last_day, 0, None).await.unwrap();
+        let (slid, written) = (kept_points(&warehouse).await, kept_points(&afresh).await);
+        // Day 20605, the new history's first, is 2026-06-01: the days before it left.
+        assert!(slid.lines().count() > 15 && slid.contains("2026-06-06") && !slid.contains("2026-05-"), "{slid}");
+        assert_eq!(slid, written);
     }
 
     async fn sorted(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {

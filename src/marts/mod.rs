@@ -50,10 +50,14 @@ pub enum Recipe {
     /// the week's ABC classes): given the first new day when the build only added days after
     /// the ones built before, else `None` (make everything again).
     Walk(for<'a> fn(&'a SessionContext, &'a Thresholds, Option<i64>) -> Batches<'a>),
-    /// A `Walk` that keeps what it needs to go on in a table of its own (`state`): given the
-    /// first new day, with that table in the session, when the build only adds days; returns
-    /// the mart's rows and the state to keep.
-    Sliding { state: &'static str, build: for<'a> fn(&'a SessionContext, &'a Thresholds, Option<i64>) -> Kept<'a> },
+    /// A `Walk` that keeps what it needs to go on in tables of its own (`state`, and any it
+    /// writes itself among `also_kept`): given the first new day, with those tables in the
+    /// session, when the build only adds days; returns the mart's rows and the state to keep.
+    Sliding {
+        state: &'static str,
+        also_kept: &'static [&'static str],
+        build: for<'a> fn(&'a Warehouse, &'a SessionContext, &'a Thresholds, Option<i64>) -> Kept<'a>,
+    },
     /// The same, made by a statistics function given the first week to recompute.
     WeeklyRust(for<'a> fn(&'a SessionContext, &'a Thresholds, NaiveDate) -> Batches<'a>),
     Rust(for<'a> fn(&'a SessionContext, &'a Thresholds) -> Batches<'a>),
@@ -106,7 +110,7 @@ pub const MARTS: &[Mart] = &[
     Mart {
         name: "drift_patterns",
         reads: &["coverage", "positions", "variances", "sku_classes"],
-        recipe: Recipe::Sliding { state: drift::patterns::STATE, build: drift::patterns::build },
+        recipe: Recipe::Sliding { state: drift::patterns::STATE, also_kept: &[drift::points::TABLE], build: drift::patterns::build },
         tests: None,
     },
     Mart {
@@ -120,7 +124,7 @@ pub const MARTS: &[Mart] = &[
     Mart {
         name: "buffer_recommendations",
         reads: &["coverage", "positions", "variances", "sku_classes", "drift_patterns"],
-        recipe: Recipe::Sliding { state: planning::buffers::STATE, build: planning::buffers::build },
+        recipe: Recipe::Sliding { state: planning::buffers::STATE, also_kept: &[], build: planning::buffers::build },
         tests: None,
     },
     Mart { name: "purchase_recommendations", reads: &["coverage", "positions", "variances", "sku_classes", "exceptions"], recipe: Recipe::Rust(planning::orders::build), tests: None },
@@ -406,11 +410,12 @@ async fn build_whole(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, p
         Recipe::Rust(build) => build(ctx, &plan.thresholds).await?,
         Recipe::WeeklyRust(build) => build(ctx, &plan.thresholds, week).await?,
         Recipe::Walk(build) => build(ctx, &plan.thresholds, plan.append_from).await?,
-        Recipe::Sliding { state, build } => {
+        Recipe::Sliding { state, also_kept, build } => {
             if plan.append_from.is_some() {
                 warehouse.register(ctx, &[state]).await?;
+                warehouse.register(ctx, also_kept).await?;
             }
-            let (rows, state_rows) = build(ctx, &plan.thresholds, plan.append_from).await?;
+            let (rows, state_rows) = build(warehouse, ctx, &plan.thresholds, plan.append_from).await?;
             kept = Some((state, state_rows));
             rows
         }

@@ -95,7 +95,7 @@ const LAGS: &str = "
 select sku, system, max(effect) from drift_patterns where pattern = 'integration_lag' group by sku, system";
 
 /// The mart's rows, and the window's daily deltas to keep for the next build (`STATE`).
-pub fn build<'a>(ctx: &'a SessionContext, t: &'a Thresholds, append_from: Option<i64>) -> BoxFuture<'a, Result<(Vec<RecordBatch>, Vec<RecordBatch>)>> {
+pub fn build<'a>(_warehouse: &'a crate::warehouse::Warehouse, ctx: &'a SessionContext, t: &'a Thresholds, append_from: Option<i64>) -> BoxFuture<'a, Result<(Vec<RecordBatch>, Vec<RecordBatch>)>> {
     Box::pin(async move {
         let selling: Vec<&str> = t.selling_systems.split(',').map(str::trim).collect();
         let classes = classes(ctx).await?;

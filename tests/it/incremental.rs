@@ -38,6 +38,15 @@ async fn kept_counts(warehouse: &Warehouse) -> Vec<String> {
     batches.iter().flat_map(|b| stocktake::warehouse::strings(b, 0).unwrap()).map(Option::unwrap).collect()
 }
 
+/// drift_patterns' kept points, as text rows.
+async fn kept_points(warehouse: &Warehouse) -> Vec<String> {
+    let ctx = warehouse.session(&[stocktake::drift::points::TABLE]).await.unwrap();
+    let sql = "select concat_ws('|', series_key, snapshot_date, authoritative_qty, delta, flagged, explained, in_transit)
+               from drift_patterns_points order by 1";
+    let batches = stocktake::warehouse::collect(&ctx, "kept points", sql).await.unwrap();
+    batches.iter().flat_map(|b| stocktake::warehouse::strings(b, 0).unwrap()).map(Option::unwrap).collect()
+}
+
 /// buffer_recommendations' daily deltas kept for the next build, as text rows.
 async fn kept_deltas(warehouse: &Warehouse) -> Vec<String> {
     let ctx = warehouse.session(&[stocktake::planning::buffers::STATE]).await.unwrap();
@@ -96,6 +105,8 @@ async fn new_days_are_built_alone_and_agree_with_a_full_build() {
     // drift_patterns moved its kept counts on by the new day (twice since the first build).
     let slid = kept_counts(&warehouse).await;
     let slid_deltas = kept_deltas(&warehouse).await;
+    let slid_points = kept_points(&warehouse).await;
+    let slid_patterns = rows(&warehouse, "select * from drift_patterns order by 1, 2, 3, 4").await;
     let newest = (days[7] - NaiveDate::default()).num_days().to_string();
     assert!(slid.len() > 5000 && slid.iter().all(|r| r.ends_with(&format!("|{newest}"))), "{} rows, as of {newest}", slid.len());
     marts::build(&warehouse, true).await.unwrap();
@@ -106,6 +117,12 @@ async fn new_days_are_built_alone_and_agree_with_a_full_build() {
     // buffer_recommendations' daily deltas, kept and added to, agree with the window read afresh.
     assert!(slid_deltas.len() > 100, "{} daily deltas", slid_deltas.len());
     assert_eq!(kept_deltas(&warehouse).await, slid_deltas, "daily deltas kept and added to agree with deltas read afresh");
+    // drift_patterns' points, moved on by a day, agree with the points written afresh (the
+    // history of 4 days: the 4 newest of the 8), and so do its rows.
+    let days_kept: std::collections::BTreeSet<&str> = slid_points.iter().map(|r| r.split('|').nth(1).unwrap()).collect();
+    assert_eq!(days_kept.len(), 4, "{days_kept:?}");
+    assert_eq!(kept_points(&warehouse).await, slid_points, "points kept and added to agree with points written afresh");
+    assert_eq!(rows(&warehouse, "select * from drift_patterns order by 1, 2, 3, 4").await, slid_patterns);
 
     // The day before is loaded again (a retry): back to that day.
     ingest_day(days[6]).await;
