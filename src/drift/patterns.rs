@@ -672,7 +672,8 @@ impl Series {
     }
 }
 
-/// The candidates' series from their points, ordered by key, leaving out any without points.
+/// The candidates' series from their points, ordered by SKU, location and system, leaving out
+/// any without points.
 fn assemble(names: Vec<(String, String, String)>, points: Vec<Vec<CompactPoint>>) -> Vec<Series> {
     let mut series: Vec<Series> = names
         .into_iter()
