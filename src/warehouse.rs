@@ -305,12 +305,12 @@ pub fn writer_properties(schema: &SchemaRef) -> Result<WriterPropertiesBuilder> 
     Ok(builder)
 }
 
-/// Runs a query and collects its batches.
 /// A text as a SQL string literal: quoted, its quotes doubled.
 pub fn sql_string(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// Runs a query and collects its batches.
 pub async fn collect(ctx: &SessionContext, context: &str, sql: &str) -> Result<Vec<RecordBatch>> {
     let frame = ctx.sql(sql).await.map_err(|e| Error::query(context, e))?;
     frame.collect().await.map_err(|e| Error::query(context, e))

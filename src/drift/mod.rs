@@ -19,6 +19,12 @@ pub fn date_from_days(days: i64) -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::TimeDelta::days(days)
 }
 
+/// A day number as a date literal: filters on `snapshot_date` in this form read only the
+/// partitions of those days.
+pub fn date_literal(day: i64) -> String {
+    format!("arrow_cast(arrow_cast({day}, 'Int32'), 'Date32')")
+}
+
 /// A two-column text query as a map from the first column to the second (NULLs skipped).
 pub async fn text_map(ctx: &datafusion::prelude::SessionContext, context: &str, sql: &str) -> Result<std::collections::HashMap<String, String>> {
     let mut out = std::collections::HashMap::new();

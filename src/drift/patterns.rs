@@ -29,7 +29,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use super::points::{self, CompactPoint};
-use super::{Columns, SeriesKeys, date_from_days};
+use super::{Columns, SeriesKeys, date_from_days, date_literal};
 use crate::config::Thresholds;
 use crate::error::{Error, Result};
 use crate::stats;
@@ -338,12 +338,6 @@ fn variances_sql(first_day: i64) -> String {
 
 /// The session table the series worth reading point by point are put in.
 const CANDIDATES: &str = "pattern_candidates";
-
-/// A day number as a date literal: filters on `snapshot_date` in this form read only the
-/// partitions of those days.
-fn date_literal(day: i64) -> String {
-    format!("arrow_cast(arrow_cast({day}, 'Int32'), 'Date32')")
-}
 
 /// What a variance row counts as in the per-series counts. Counting afresh and sliding both
 /// use these, so they cannot disagree.

@@ -19,7 +19,7 @@ use deltalake::parquet::basic::{Compression, Encoding};
 use deltalake::parquet::schema::types::ColumnPath;
 use futures::StreamExt;
 
-use super::{Columns, Texts};
+use super::{Columns, Texts, date_literal};
 use crate::error::{Error, Result};
 use crate::warehouse::{TableSpec, Warehouse, Write, collect};
 
@@ -267,10 +267,6 @@ fn write(warehouse: &Warehouse, rows: Vec<RecordBatch>, mode: Write) -> impl Fut
             .build()
     });
     async move { warehouse.write_with(&spec, rows, mode, properties?).await }
-}
-
-fn date_literal(day: i64) -> String {
-    format!("arrow_cast(arrow_cast({day}, 'Int32'), 'Date32')")
 }
 
 /// Brings the kept points, which hold the history through `through`, to the history
