@@ -1,5 +1,6 @@
 -- Each test query returns the rows that break a rule; a passing test returns none.
--- They check the days just built, $first_day to $last_day.
+-- They run on the rows just computed for the days $first_day to $last_day, which `positions`
+-- stands for here.
 -- One position per day, SKU and location.
 select snapshot_date, sku, location_id, count(*) as n
 from positions

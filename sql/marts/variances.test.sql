@@ -1,4 +1,5 @@
--- They check the days just built, $first_day to $last_day.
+-- They run on the rows just computed for the days $first_day to $last_day, which `variances`
+-- stands for here.
 -- delta is system − authoritative, and never measures a system against itself.
 select * from variances
 where snapshot_date >= $first_day and snapshot_date <= $last_day
