@@ -479,13 +479,13 @@ async fn series_counts(ctx: &SessionContext, kept: Option<Span>, now: Span) -> R
 /// The counts of `counts_sql` from the tallies of a census of the history.
 fn counts_of(census: &points::Census, span: Span) -> Result<RecordBatch> {
     let (names, tallies): (Vec<_>, Vec<_>) = census.series().unzip();
-    let text = |part: fn(&(String, String, String)) -> &str| Arc::new(StringArray::from_iter_values(names.iter().map(|n| part(n)))) as ArrayRef;
+    let names = names_table(&names.into_iter().cloned().collect::<Vec<_>>())?;
     let number = |value: fn(&points::Tally) -> i64| Arc::new(Int64Array::from_iter_values(tallies.iter().map(&value))) as ArrayRef;
     let stamp = |value: i64| Arc::new(Int64Array::from_value(value, census.len())) as ArrayRef;
     let columns = [
-        ("sku", text(|n| &n.0)),
-        ("location_id", text(|n| &n.1)),
-        ("system", text(|n| &n.2)),
+        ("sku", names.column(0).clone()),
+        ("location_id", names.column(1).clone()),
+        ("system", names.column(2).clone()),
         ("n", number(|t| t.rows)),
         ("last_day", number(|t| t.last_day)),
         ("flags", number(|t| t.real_flags)),
@@ -545,12 +545,16 @@ fn summarise(counts: &[RecordBatch], last_day: i64) -> Result<Summary> {
             (system, BaseRates { flagged: flagged as f64 / n, nonzero: nonzero as f64 / n })
         })
         .collect();
+    Ok(Summary { rates, candidates: names_table(&names)?, names, distinct_keys: points::distinct(keys) })
+}
+
+/// Series names as a table of sku, location_id and system.
+fn names_table(names: &[(String, String, String)]) -> Result<RecordBatch> {
     let text = |name: &str| Field::new(name, DataType::Utf8, false);
     let schema = Arc::new(Schema::new(vec![text("sku"), text("location_id"), text("system")]));
     let column = |part: fn(&(String, String, String)) -> &str| Arc::new(StringArray::from_iter_values(names.iter().map(part))) as ArrayRef;
     let columns = vec![column(|n| &n.0), column(|n| &n.1), column(|n| &n.2)];
-    let candidates = RecordBatch::try_new(schema, columns).map_err(|e| Error::arrow("listing drift_patterns candidates", e))?;
-    Ok(Summary { rates, candidates, names, distinct_keys: points::distinct(keys) })
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::arrow("listing drift_patterns series", e))
 }
 
 /// Movements of the trailing history at the SKU-locations of `pattern_candidates` (causes are
@@ -1023,9 +1027,7 @@ mod tests {
 
     /// The candidates' series read by joining them to `variances` (the reading the kept points replace).
     async fn joined(ctx: &SessionContext, names: &[(String, String, String)], first_day: i64) -> Vec<Series> {
-        let text = |part: fn(&(String, String, String)) -> &str| Arc::new(StringArray::from_iter_values(names.iter().map(part))) as ArrayRef;
-        let candidates = RecordBatch::try_from_iter([("sku", text(|n| &n.0)), ("location_id", text(|n| &n.1)), ("system", text(|n| &n.2))]).unwrap();
-        ctx.register_batch(CANDIDATES, candidates).unwrap();
+        ctx.register_batch(CANDIDATES, names_table(names).unwrap()).unwrap();
         let series = load_series(ctx, first_day).await.unwrap();
         ctx.deregister_table(CANDIDATES).unwrap();
         series

@@ -368,14 +368,10 @@ impl<'a> Read<'a> {
 
     /// The points of the rows, handed to `visit` with their row and key.
     fn points(&self, keys: &[Option<(i64, u64)>], mut visit: impl FnMut(usize, (i64, u64), &CompactPoint)) {
-        let b = self.batch;
-        let int64 = |i: usize| b.column(i).as_primitive::<Int64Type>();
-        let (days, aq, delta, in_transit) = (b.column(3).as_primitive::<Int32Type>(), int64(4), int64(5), int64(8));
-        let (flagged, explained) = (b.column(6).as_boolean(), b.column(7).as_boolean());
+        let points = PointColumns::new(self.batch, 3);
         for (i, key) in keys.iter().enumerate() {
             if let Some(key) = *key {
-                let point = CompactPoint::new(days.value(i) as i64, aq.value(i), delta.value(i), flagged.value(i), explained.value(i), in_transit.value(i));
-                visit(i, key, &point);
+                visit(i, key, &points.point(i));
             }
         }
     }
@@ -392,6 +388,28 @@ impl<'a> Read<'a> {
         let day = arrow::compute::cast(&filter(3)?, &DataType::Date32).map_err(|e| Error::arrow(CONTEXT, e))?;
         let columns: Vec<ArrayRef> = vec![Arc::new(keys), day, filter(4)?, filter(5)?, filter(6)?, filter(7)?, filter(8)?];
         RecordBatch::try_new(schema(), columns).map_err(|e| Error::arrow(CONTEXT, e))
+    }
+}
+
+/// A point's columns in a batch, from `first` on: the day as Int32, authoritative_qty, delta,
+/// flagged, explained and in_transit, none NULL (the order of this table's and of
+/// `variances_sql`'s).
+struct PointColumns<'a> {
+    days: &'a arrow::array::Int32Array,
+    numbers: [&'a Int64Array; 3],
+    flags: [&'a BooleanArray; 2],
+}
+
+impl<'a> PointColumns<'a> {
+    fn new(batch: &'a RecordBatch, first: usize) -> PointColumns<'a> {
+        let int64 = |i: usize| batch.column(first + i).as_primitive::<Int64Type>();
+        let boolean = |i: usize| batch.column(first + i).as_boolean();
+        PointColumns { days: batch.column(first).as_primitive::<Int32Type>(), numbers: [int64(1), int64(2), int64(5)], flags: [boolean(3), boolean(4)] }
+    }
+
+    fn point(&self, i: usize) -> CompactPoint {
+        let [aq, delta, in_transit] = self.numbers.map(|c| c.value(i));
+        CompactPoint::new(self.days.value(i) as i64, aq, delta, self.flags[0].value(i), self.flags[1].value(i), in_transit)
     }
 }
 
@@ -481,14 +499,10 @@ pub async fn read_kept(ctx: &SessionContext, from: i64, to: i64, gathered: &mut 
     let mut stream = frame.execute_stream().await.map_err(|e| Error::query(context, e))?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| Error::query(context, e))?;
-        let int64 = |i: usize| batch.column(i).as_primitive::<Int64Type>();
-        let (keys, aq, delta, in_transit) = (int64(0), int64(2), int64(3), int64(6));
-        let days = batch.column(1).as_primitive::<Int32Type>();
-        let (flagged, explained) = (batch.column(4).as_boolean(), batch.column(5).as_boolean());
-        for (i, key) in keys.values().iter().enumerate() {
+        let points = PointColumns::new(&batch, 1);
+        for (i, key) in batch.column(0).as_primitive::<Int64Type>().values().iter().enumerate() {
             if let Some(&series) = gathered.index.get(key) {
-                let point = CompactPoint::new(days.value(i) as i64, aq.value(i), delta.value(i), flagged.value(i), explained.value(i), in_transit.value(i));
-                gathered.points[series].push(point);
+                gathered.points[series].push(points.point(i));
             }
         }
     }
