@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::execution::SessionState;
 use datafusion::prelude::SessionContext;
+use deltalake::delta_datafusion::DeltaSessionContext;
 use deltalake::{DeltaTable, DeltaTableError};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
@@ -74,6 +76,14 @@ pub struct Warehouse {
     /// made since: a fresh load reads the table's checkpoint and log again, and a run loads
     /// the same tables many times (each write, each session).
     loaded: Arc<Mutex<HashMap<String, DeltaTable>>>,
+    /// The session every write runs in: one partition, so that a write's rows go to one
+    /// Parquet writer as they come. delta-rs's own session (a partition per core) spread them
+    /// over the cores by day, copying every row into the partition of its day; the marts run
+    /// their next computation (or tests) beside each write, which keeps the other core busy.
+    /// Tier-M full builds of 90 days (with the day marts' tests and computation as tasks of
+    /// their own), ten alternated pairs: 31.1 CPU-s against 32.5 on average, less in seven
+    /// pairs; the wall time, 18.4 s against 18.6, is within the machine's noise.
+    write_session: SessionState,
 }
 
 impl Warehouse {
@@ -98,7 +108,9 @@ impl Warehouse {
         if !root.path().ends_with('/') {
             root.set_path(&format!("{}/", root.path()));
         }
-        Ok(Warehouse { root, options: options.into_iter().collect(), loaded: Arc::default() })
+        let one_partition = HashMap::from([("datafusion.execution.target_partitions".to_string(), "1".to_string())]);
+        let write_session = DeltaSessionContext::new_with_session_overrides(&one_partition).map_err(|e| Error::Usage(format!("setting up the write session: {e}")))?.state();
+        Ok(Warehouse { root, options: options.into_iter().collect(), loaded: Arc::default(), write_session })
     }
 
     pub fn root(&self) -> &Url {
@@ -200,6 +212,7 @@ impl Warehouse {
                     .with_create_checkpoint(false)
                     .with_metadata(content.map(|c| (CONTENT.to_string(), serde_json::Value::String(c)))),
             );
+        builder = builder.with_session_state(Arc::new(self.write_session.clone()));
         match (&mode, fresh) {
             (Write::Where(predicate), false) => builder = builder.with_replace_where(predicate.clone()),
             // A full rebuild may change a mart's columns as its model evolves.

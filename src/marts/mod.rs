@@ -6,7 +6,7 @@
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::future::BoxFuture;
 use tracing::{debug, info};
 
@@ -302,16 +302,24 @@ type FailedTests = Vec<(&'static str, String, usize)>;
 /// every day either as it was or as rebuilt, never a table missing days. In a full build the
 /// first range also takes every earlier day and the last every later one, so days that lost
 /// their snapshots go.
-async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sql: &str, then: Option<DayStep>, plan: &Plan, failed: &mut FailedTests) -> Result<usize> {
+async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sql: &'static str, then: Option<DayStep>, plan: &Plan, failed: &mut FailedTests) -> Result<usize> {
     let bind = |sql: &str, (first, last): (NaiveDate, NaiveDate)| bind_days(sql, first, last, &plan.authoritative_systems);
-    let compute = |chunk: (NaiveDate, NaiveDate)| async move {
-        let clock = std::time::Instant::now();
-        let bound = bind_chunk(ctx, sql, chunk, &plan.authoritative_systems).await?;
-        let mut batches = collect(ctx, &format!("mart {} ({} to {})", mart.name, chunk.0, chunk.1), &bound).await?;
-        if let Some(then) = then {
-            batches = then(ctx, batches, chunk, &plan.thresholds).await?;
-        }
-        Ok::<_, Error>((batches, clock.elapsed().as_secs_f64()))
+    // A range's computation and its tests are tasks of their own: polled together with the
+    // write in this one future, the Rust work of each (lag matching, a test's grouping) held
+    // up the others, and the write's commit waited for it.
+    let compute = |chunk: (NaiveDate, NaiveDate)| {
+        let (ctx, systems, thresholds) = (ctx.clone(), plan.authoritative_systems.clone(), plan.thresholds.clone());
+        let name = mart.name;
+        let task = tokio::spawn(async move {
+            let clock = std::time::Instant::now();
+            let bound = bind_chunk(&ctx, sql, chunk, &systems).await?;
+            let mut batches = collect(&ctx, &format!("mart {name} ({} to {})", chunk.0, chunk.1), &bound).await?;
+            if let Some(then) = then {
+                batches = then(&ctx, batches, chunk, &thresholds).await?;
+            }
+            Ok::<_, Error>((batches, clock.elapsed().as_secs_f64()))
+        });
+        async move { task.await.map_err(|e| Error::Usage(format!("mart {name} ({} to {}) stopped: {e}", chunk.0, chunk.1)))? }
     };
     let mut rows = 0;
     // The next range is computed while this one is written and tested (a day mart reads
@@ -333,12 +341,14 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
             (Some(p), None) | (None, Some(p)) => Write::Where(p),
             (Some(a), Some(b)) => Write::Where(format!("{a} AND {b}")),
         };
-        let computed_rows = batches.clone();
+        let tests = mart.tests.map(|tests| tokio::spawn(test_chunk(ctx.copied_config(), mart.name, bind(tests, (first, last)), spec.schema.clone(), batches.clone())));
         let test = async {
-            match mart.tests {
-                Some(tests) => test_chunk(ctx, mart.name, &bind(tests, (first, last)), spec.schema.clone(), computed_rows).await,
-                None => Ok(vec![]),
-            }
+            let clock = std::time::Instant::now();
+            let failed = match tests {
+                Some(task) => task.await.map_err(|e| Error::Usage(format!("test of {} stopped: {e}", mart.name)))??,
+                None => vec![],
+            };
+            Ok::<_, Error>((failed, clock.elapsed().as_secs_f64()))
         };
         let write = async {
             let clock = std::time::Instant::now();
@@ -362,8 +372,9 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
             }
         };
         next = computed_next;
+        let (failed_tests, tested) = failed_tests;
         failed.extend(failed_tests);
-        debug!(mart = mart.name, %first, %last, computed, written, "days built");
+        debug!(mart = mart.name, %first, %last, computed, written, tested, "days built");
     }
     if plan.chunks.is_empty() && (plan.whole || warehouse.load(mart.name).await?.is_none()) {
         let schema = schema_of(ctx, mart.name, &for_schema(bind_days(sql, NaiveDate::MIN, NaiveDate::MIN, &plan.authoritative_systems)), &[]).await?;
@@ -489,12 +500,17 @@ fn models_text() -> String {
 /// A day mart's tests, run on the rows just computed for a range of days: in a session of
 /// their own, where the mart's name stands for those rows. Read back from the table written,
 /// they were decoded again: 77 M rows, every column, in a tier-M full build.
-async fn test_chunk(ctx: &SessionContext, model: &'static str, tests: &str, schema: SchemaRef, rows: Vec<RecordBatch>) -> Result<FailedTests> {
+///
+/// The session runs each query as one partition: the tests run beside the write and the next
+/// range's computation, which keep the other core busy, and a uniqueness test over two
+/// partitions grouped every row twice (once per partition, then again after hashing the
+/// rows across to their final group), when nearly every group is one row.
+async fn test_chunk(config: SessionConfig, model: &'static str, tests: String, schema: SchemaRef, rows: Vec<RecordBatch>) -> Result<FailedTests> {
     let failed = |e| Error::query(format!("test of {model}"), e);
-    let chunk = SessionContext::new_with_config(ctx.copied_config());
+    let chunk = SessionContext::new_with_config(config.with_target_partitions(1));
     let table = datafusion::datasource::MemTable::try_new(schema, vec![rows]).map_err(failed)?;
     chunk.register_table(model, std::sync::Arc::new(table)).map_err(failed)?;
-    run_tests(&chunk, model, tests).await
+    run_tests(&chunk, model, &tests).await
 }
 
 async fn run_tests(ctx: &SessionContext, model: &'static str, tests: &str) -> Result<FailedTests> {
@@ -541,7 +557,7 @@ mod tests {
         )
         .await;
         let positions_tests = MARTS.iter().find(|m| m.name == "positions").and_then(|m| m.tests).unwrap();
-        let failed = test_chunk(&ctx, "positions", &bind_days(positions_tests, first, last, ""), positions[0].schema(), positions).await.unwrap();
+        let failed = test_chunk(ctx.copied_config(), "positions", bind_days(positions_tests, first, last, ""), positions[0].schema(), positions).await.unwrap();
         let failed: Vec<(String, usize)> = failed.into_iter().map(|(_, query, rows)| (query, rows)).collect();
         assert_eq!(failed, vec![("select snapshot_date, sku, location_id, count(*) as n".to_string(), 1), ("select * from positions".to_string(), 1)]);
 
@@ -551,12 +567,12 @@ mod tests {
         )
         .await;
         let variances_tests = MARTS.iter().find(|m| m.name == "variances").and_then(|m| m.tests).unwrap();
-        let failed = test_chunk(&ctx, "variances", &bind_days(variances_tests, first, last, ""), variances[0].schema(), variances).await.unwrap();
+        let failed = test_chunk(ctx.copied_config(), "variances", bind_days(variances_tests, first, last, ""), variances[0].schema(), variances).await.unwrap();
         assert_eq!(failed.iter().map(|f| f.2).collect::<Vec<_>>(), vec![2, 1]);
 
         // Rows that keep every rule: nothing reported.
         let good = rows("select arrow_cast('2026-03-02', 'Date32') as snapshot_date, 'S1' as sku, 'L1' as location_id, 'east' as region, 'pos' as authoritative_system").await;
-        assert!(test_chunk(&ctx, "positions", &bind_days(positions_tests, first, last, ""), good[0].schema(), good).await.unwrap().is_empty());
+        assert!(test_chunk(ctx.copied_config(), "positions", bind_days(positions_tests, first, last, ""), good[0].schema(), good).await.unwrap().is_empty());
     }
 
     /// `build_days` computes a day mart's next range while writing the last: that is only
