@@ -206,13 +206,13 @@ impl Warehouse {
             .with_partition_columns(spec.partition_by.iter().map(|c| c.to_string()))
             .with_save_mode(if fresh || matches!(mode, Write::Append) { SaveMode::Append } else { SaveMode::Overwrite })
             .with_writer_properties(properties)
+            .with_session_state(Arc::new(self.write_session.clone()))
             // Checkpoints on stocktake's cadence, below, whatever the table's own setting.
             .with_commit_properties(
                 CommitProperties::default()
                     .with_create_checkpoint(false)
                     .with_metadata(content.map(|c| (CONTENT.to_string(), serde_json::Value::String(c)))),
             );
-        builder = builder.with_session_state(Arc::new(self.write_session.clone()));
         match (&mode, fresh) {
             (Write::Where(predicate), false) => builder = builder.with_replace_where(predicate.clone()),
             // A full rebuild may change a mart's columns as its model evolves.

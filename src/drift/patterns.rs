@@ -479,7 +479,7 @@ async fn series_counts(ctx: &SessionContext, kept: Option<Span>, now: Span) -> R
 /// The counts of `counts_sql` from the tallies of a census of the history.
 fn counts_of(census: &points::Census, span: Span) -> Result<RecordBatch> {
     let (names, tallies): (Vec<_>, Vec<_>) = census.series().unzip();
-    let names = names_table(&names.into_iter().cloned().collect::<Vec<_>>())?;
+    let names = names_table(&names)?;
     let number = |value: fn(&points::Tally) -> i64| Arc::new(Int64Array::from_iter_values(tallies.iter().map(&value))) as ArrayRef;
     let stamp = |value: i64| Arc::new(Int64Array::from_value(value, census.len())) as ArrayRef;
     let columns = [
@@ -549,10 +549,10 @@ fn summarise(counts: &[RecordBatch], last_day: i64) -> Result<Summary> {
 }
 
 /// Series names as a table of sku, location_id and system.
-fn names_table(names: &[(String, String, String)]) -> Result<RecordBatch> {
+fn names_table<N: std::borrow::Borrow<(String, String, String)>>(names: &[N]) -> Result<RecordBatch> {
     let text = |name: &str| Field::new(name, DataType::Utf8, false);
     let schema = Arc::new(Schema::new(vec![text("sku"), text("location_id"), text("system")]));
-    let column = |part: fn(&(String, String, String)) -> &str| Arc::new(StringArray::from_iter_values(names.iter().map(part))) as ArrayRef;
+    let column = |part: fn(&(String, String, String)) -> &str| Arc::new(StringArray::from_iter_values(names.iter().map(|n| part(n.borrow())))) as ArrayRef;
     let columns = vec![column(|n| &n.0), column(|n| &n.1), column(|n| &n.2)];
     RecordBatch::try_new(schema, columns).map_err(|e| Error::arrow("listing drift_patterns series", e))
 }

@@ -228,8 +228,7 @@ pub async fn build(warehouse: &Warehouse, full: bool) -> Result<BuildReport> {
         let built: futures::future::BoxFuture<'static, Result<(usize, FailedTests)>> = if side_by_side == 1 {
             Box::pin(build)
         } else {
-            let task = tokio::spawn(build);
-            Box::pin(async move { task.await.unwrap_or_else(|e| Err(Error::Usage(format!("building mart {} stopped: {e}", mart.name)))) })
+            Box::pin(joined(tokio::spawn(build), format!("building mart {}", mart.name)))
         };
         async move { (mart, built.await) }
     };
@@ -310,7 +309,7 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
     let compute = |chunk: (NaiveDate, NaiveDate)| {
         let (ctx, systems, thresholds) = (ctx.clone(), plan.authoritative_systems.clone(), plan.thresholds.clone());
         let name = mart.name;
-        let task = tokio::spawn(async move {
+        joined(tokio::spawn(async move {
             let clock = std::time::Instant::now();
             let bound = bind_chunk(&ctx, sql, chunk, &systems).await?;
             let mut batches = collect(&ctx, &format!("mart {name} ({} to {})", chunk.0, chunk.1), &bound).await?;
@@ -318,8 +317,7 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
                 batches = then(&ctx, batches, chunk, &thresholds).await?;
             }
             Ok::<_, Error>((batches, clock.elapsed().as_secs_f64()))
-        });
-        async move { task.await.map_err(|e| Error::Usage(format!("mart {name} ({} to {}) stopped: {e}", chunk.0, chunk.1)))? }
+        }), format!("mart {name} ({} to {})", chunk.0, chunk.1))
     };
     let mut rows = 0;
     // The next range is computed while this one is written and tested (a day mart reads
@@ -345,7 +343,7 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
         let test = async {
             let clock = std::time::Instant::now();
             let failed = match tests {
-                Some(task) => task.await.map_err(|e| Error::Usage(format!("test of {} stopped: {e}", mart.name)))??,
+                Some(task) => joined(task, format!("test of {}", mart.name)).await?,
                 None => vec![],
             };
             Ok::<_, Error>((failed, clock.elapsed().as_secs_f64()))
@@ -361,7 +359,7 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
             warehouse.register(ctx, &[mart.name]).await?;
             Ok::<_, Error>(clock.elapsed().as_secs_f64())
         };
-        let (written, failed_tests, computed_next) = match plan.chunks.get(i + 1) {
+        let (written, (failed_tests, tested), computed_next) = match plan.chunks.get(i + 1) {
             Some(&chunk) => {
                 let (written, tested, computed) = tokio::join!(write, test, compute(chunk));
                 (written?, tested?, Some(computed?))
@@ -372,7 +370,6 @@ async fn build_days(warehouse: &Warehouse, ctx: &SessionContext, mart: &Mart, sq
             }
         };
         next = computed_next;
-        let (failed_tests, tested) = failed_tests;
         failed.extend(failed_tests);
         debug!(mart = mart.name, %first, %last, computed, written, tested, "days built");
     }
@@ -511,6 +508,11 @@ async fn test_chunk(config: SessionConfig, model: &'static str, tests: String, s
     let table = datafusion::datasource::MemTable::try_new(schema, vec![rows]).map_err(failed)?;
     chunk.register_table(model, std::sync::Arc::new(table)).map_err(failed)?;
     run_tests(&chunk, model, &tests).await
+}
+
+/// What a spawned task returned, or that it stopped (panicked) while doing `what`.
+async fn joined<T>(task: tokio::task::JoinHandle<Result<T>>, what: String) -> Result<T> {
+    task.await.unwrap_or_else(|e| Err(Error::Usage(format!("{what} stopped: {e}"))))
 }
 
 async fn run_tests(ctx: &SessionContext, model: &'static str, tests: &str) -> Result<FailedTests> {
